@@ -1,0 +1,73 @@
+"""``create_app(settings)``: the FastAPI application, the same embedded or standalone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from . import __version__
+from .blocking import BlockingSwitch
+from .cpu_pool import CpuPool
+from .middleware import RequestAttribution
+from .monitor import LoopMonitor
+from .routes import basics, monitor
+from .settings import Settings
+
+#: Pattern routers in menu order; each module's name is its slug.
+PATTERN_ROUTERS = (basics,)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the shared resources once, close them on the way out (no ``on_event``)."""
+    settings: Settings = app.state.settings
+    loop_monitor = LoopMonitor.for_loop(config=settings.monitor)
+    loop_monitor.start()
+    cpu_pool = CpuPool(settings.cpu_workers)
+    # One pooled client for every outbound call the patterns make: connections are
+    # reused, and every call has a timeout.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    timeout = httpx.Timeout(10.0, connect=2.0)
+    try:
+        async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+            app.state.monitor = loop_monitor
+            app.state.cpu_pool = cpu_pool
+            app.state.http = http
+            yield
+    finally:
+        await cpu_pool.close()
+        loop_monitor.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Nothing starts until the server runs the lifespan."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="fastasync-explorer",
+        version=__version__,
+        summary="Live FastAPI async patterns, each shown right and with its pitfall.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.blocking = BlockingSwitch(settings.blocking_mode)
+    app.add_middleware(RequestAttribution)
+    app.include_router(monitor.router)
+    for pattern in PATTERN_ROUTERS:
+        app.include_router(pattern.router)
+
+    @app.get("/", tags=["meta"])
+    async def index() -> dict[str, Any]:
+        """What this server offers."""
+        return {
+            "name": "fastasync-explorer",
+            "version": __version__,
+            "docs": "/docs",
+            "monitor": "/monitor",
+            "patterns": [p.__name__.rsplit(".", 1)[-1] for p in PATTERN_ROUTERS],
+        }
+
+    return app

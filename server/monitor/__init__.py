@@ -1,0 +1,16 @@
+"""Event-loop monitor: lag histogram, utilization and a stall watchdog (stdlib only)."""
+
+from .attribution import RequestFrames, request_frames
+from .loop_monitor import LoopMonitor, MonitorConfig
+from .records import LagStats, LagWindow, MonitorSnapshot, Stall
+
+__all__ = [
+    "LagStats",
+    "LagWindow",
+    "LoopMonitor",
+    "MonitorConfig",
+    "MonitorSnapshot",
+    "RequestFrames",
+    "Stall",
+    "request_frames",
+]

@@ -1,0 +1,77 @@
+"""Busy/idle bookkeeping of one event loop, measured from inside its selector.
+
+An asyncio selector loop alternates between waiting in ``selector.select()`` (idle) and
+running ready callbacks (busy). Wrapping ``select`` gives the exact start and end of every
+busy stretch at the cost of two ``perf_counter()`` calls per loop iteration. That is what
+makes stall durations exact (not rounded to a heartbeat period) and what loop utilization
+(Node's ELU) is computed from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections import deque
+from collections.abc import Callable
+from time import perf_counter, thread_time
+from typing import Any
+
+
+class LoopActivity:
+    """Shared state written by the loop thread and read by the watchdog thread.
+
+    Fields are plain floats/ints: single attribute reads and writes are atomic under the
+    GIL, and the watchdog only ever reads them.
+    """
+
+    def __init__(self, long_span_s: float) -> None:
+        self.long_span_s = long_span_s
+        #: perf_counter() when the loop last left select(); None while it waits in select().
+        self.busy_since: float | None = perf_counter()
+        #: number of select() calls so far; identifies the current busy stretch.
+        self.iteration = 0
+        #: total seconds spent waiting in select().
+        self.idle_total = 0.0
+        #: loop-thread CPU time when the current busy stretch began
+        self.cpu_at_busy_start = thread_time()
+        #: completed busy stretches of at least long_span_s: (start, end, iteration, cpu_s).
+        #: cpu_s is the loop thread's CPU time in the stretch; the rest of it was spent
+        #: off-CPU (sleeping, waiting on I/O or a lock): that splits a stall exactly.
+        self.long_spans: deque[tuple[float, float, int, float]] = deque(maxlen=1024)
+        self._selector: selectors.BaseSelector | None = None
+
+    @staticmethod
+    def selector_of(loop: asyncio.AbstractEventLoop) -> selectors.BaseSelector | None:
+        """The loop's selector, when it is a selector loop (uvloop and proactor are not)."""
+        selector = getattr(loop, "_selector", None)
+        return selector if isinstance(selector, selectors.BaseSelector) else None
+
+    def install(self, selector: selectors.BaseSelector) -> None:
+        """Shadow ``selector.select`` with a timing wrapper (instance attribute)."""
+        original: Callable[..., Any] = selector.select
+
+        def select(timeout: float | None = None) -> Any:
+            entered = perf_counter()
+            started = self.busy_since
+            if started is not None and entered - started >= self.long_span_s:
+                cpu = thread_time() - self.cpu_at_busy_start
+                self.long_spans.append((started, entered, self.iteration, cpu))
+            self.busy_since = None
+            try:
+                return original(timeout)
+            finally:
+                left = perf_counter()
+                self.idle_total += left - entered
+                self.iteration += 1
+                # One thread_time() per iteration (~0.6 us): the price of exact CPU splits.
+                self.cpu_at_busy_start = thread_time()
+                self.busy_since = left
+
+        selector.select = select  # type: ignore[method-assign]
+        self._selector = selector
+
+    def uninstall(self) -> None:
+        """Restore the selector's own ``select``."""
+        if self._selector is not None:
+            self._selector.__dict__.pop("select", None)
+            self._selector = None

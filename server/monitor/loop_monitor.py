@@ -1,0 +1,214 @@
+"""One monitor per event loop: lag sampler, utilization and stall watchdog together.
+
+Standard library only, so the server can run (and be measured) without anything else, and
+the UI can read the same object in-process that ``GET /monitor`` publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from time import perf_counter
+
+from .activity import LoopActivity
+from .records import LagStats, LagWindow, MonitorSnapshot, Stall
+from .watchdog import Watchdog
+
+log = logging.getLogger("fastasync.monitor")
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """Tuning of the sampler and the watchdog."""
+
+    #: the in-loop timer's period; its lateness is the lag sample (Node uses 10 ms too)
+    sample_interval_s: float = 0.010
+    #: width of one sparkline window
+    window_s: float = 0.25
+    #: how far back GET /monitor's percentiles look
+    rolling_s: float = 10.0
+    #: a busy stretch at least this long is a stall
+    stall_threshold_s: float = 0.015
+    #: how often the watchdog looks at the loop
+    watchdog_poll_s: float = 0.002
+    #: stalls kept for inspection
+    max_stalls: int = 200
+
+
+class LoopMonitor:
+    """Measures one asyncio loop. Get it with :meth:`for_loop`; start/stop are refcounted."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopMonitor] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    @classmethod
+    def for_loop(
+        cls, loop: asyncio.AbstractEventLoop | None = None, config: MonitorConfig | None = None
+    ) -> LoopMonitor:
+        """The loop's monitor, created on first use (``config`` only applies then)."""
+        loop = loop or asyncio.get_running_loop()
+        monitor = cls._by_loop.get(loop)
+        if monitor is None:
+            monitor = cls._by_loop[loop] = cls(loop, config or MonitorConfig())
+        return monitor
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, config: MonitorConfig) -> None:
+        self.loop = loop
+        self.config = config
+        self._users = 0
+        self._activity = LoopActivity(long_span_s=config.stall_threshold_s)
+        self._watchdog: Watchdog | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._expected = 0.0
+        rolling_samples = int(config.rolling_s / config.sample_interval_s) + 1
+        self._lags_ms: deque[tuple[float, float]] = deque(maxlen=rolling_samples)
+        self._window_lags: list[float] = []
+        self._window_started = 0.0
+        self._window_idle_at_start = 0.0
+        self._window_seq = 0
+        self.windows: deque[LagWindow] = deque(maxlen=240)
+        self.stalls: deque[Stall] = deque(maxlen=config.max_stalls)
+        self._stall_lock = threading.Lock()
+        self.stall_count = 0
+        self.stall_total_ms = 0.0
+        self.started_at: float | None = None
+        self._measures_utilization = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._users > 0
+
+    def start(self) -> None:
+        """Start (or join) monitoring; must be called on the loop's thread."""
+        self._users += 1
+        if self._users > 1:
+            return
+        loop = self.loop
+        selector = LoopActivity.selector_of(loop)
+        self._measures_utilization = selector is not None
+        if selector is not None:
+            self._activity = LoopActivity(long_span_s=self.config.stall_threshold_s)
+            self._activity.install(selector)
+            self._watchdog = Watchdog(
+                self._activity,
+                threading.get_ident(),
+                self._record_stall,
+                poll_s=self.config.watchdog_poll_s,
+                sample_after_s=self.config.stall_threshold_s / 3,
+                resample_s=max(self.config.stall_threshold_s, 0.010),
+            )
+            self._watchdog.start()
+        else:
+            log.warning(
+                "%s has no selector to instrument: lag is sampled, stalls are not detected",
+                type(loop).__name__,
+            )
+        self.started_at = time.time()
+        self._window_started = perf_counter()
+        self._window_idle_at_start = self._activity.idle_total
+        self._expected = loop.time() + self.config.sample_interval_s
+        self._timer = loop.call_at(self._expected, self._tick)
+
+    def stop(self) -> None:
+        """Leave monitoring; the last user stops the timer and joins the watchdog."""
+        if self._users == 0:
+            return
+        self._users -= 1
+        if self._users:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog.join(timeout=1.0)
+            self._watchdog = None
+        self._activity.uninstall()
+
+    # -- sampling (runs on the loop) -------------------------------------------------------
+
+    def _tick(self) -> None:
+        loop = self.loop
+        now = loop.time()
+        lag_ms = max(0.0, now - self._expected) * 1000.0
+        self._lags_ms.append((now, lag_ms))
+        self._window_lags.append(lag_ms)
+        if perf_counter() - self._window_started >= self.config.window_s:
+            self._close_window()
+        # Schedule from now, not from the missed deadline: a stall is one late sample,
+        # not a burst of catch-up ticks.
+        self._expected = now + self.config.sample_interval_s
+        self._timer = loop.call_at(self._expected, self._tick)
+
+    def _close_window(self) -> None:
+        now = perf_counter()
+        elapsed = now - self._window_started
+        utilization = None
+        if self._measures_utilization and elapsed > 0:
+            idle = self._activity.idle_total - self._window_idle_at_start
+            utilization = min(1.0, max(0.0, 1.0 - idle / elapsed))
+        self._window_seq += 1
+        self.windows.append(
+            LagWindow(
+                seq=self._window_seq,
+                ended_at=time.time(),
+                lag=LagStats.of(self._window_lags),
+                utilization=utilization,
+            )
+        )
+        self._window_lags = []
+        self._window_started = now
+        self._window_idle_at_start = self._activity.idle_total
+
+    # -- stalls (published from the watchdog thread) -------------------------------------
+
+    def _record_stall(self, stall: Stall) -> None:
+        with self._stall_lock:
+            self.stalls.append(stall)
+            self.stall_count += 1
+            self.stall_total_ms += stall.duration_ms
+
+    def stalls_after(self, seq: int) -> list[Stall]:
+        """Stalls with a sequence number above ``seq`` (oldest first)."""
+        with self._stall_lock:
+            return [s for s in self.stalls if s.seq > seq]
+
+    def stall_in_progress_ms(self) -> float | None:
+        """How long the loop has been stuck right now (None when it is not)."""
+        busy = self._watchdog.stall_in_progress() if self._watchdog else None
+        return None if busy is None else busy * 1000.0
+
+    # -- reading -------------------------------------------------------------------------
+
+    def lag(self, window_s: float | None = None) -> LagStats:
+        """Lag percentiles over the last ``window_s`` seconds (default: rolling_s)."""
+        horizon = self.loop.time() - (window_s or self.config.rolling_s)
+        return LagStats.of([lag for t, lag in list(self._lags_ms) if t >= horizon])
+
+    def utilization(self, windows: int = 4) -> float | None:
+        """Mean busy share over the last few windows."""
+        recent = [w.utilization for w in list(self.windows)[-windows:]]
+        values = [u for u in recent if u is not None]
+        return sum(values) / len(values) if values else None
+
+    def snapshot(self, window_s: float | None = None, windows: int = 60) -> MonitorSnapshot:
+        """Figures for a gauge: rolling lag, utilization, stall totals, recent windows."""
+        with self._stall_lock:
+            stalls = tuple(self.stalls)
+            count, total = self.stall_count, self.stall_total_ms
+        return MonitorSnapshot(
+            lag=self.lag(window_s),
+            utilization=self.utilization(),
+            stall_count=count,
+            stall_total_ms=total,
+            windows=tuple(list(self.windows)[-windows:]),
+            stalls=stalls,
+        )

@@ -1,0 +1,115 @@
+"""Plain data the monitor produces: lag statistics, windows and stalls."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+StallKind = Literal["blocking", "cpu", "gc"]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (0.0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class LagStats:
+    """Event-loop lag percentiles in milliseconds over some set of samples."""
+
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+    samples: int = 0
+
+    @classmethod
+    def of(cls, lags_ms: Sequence[float]) -> LagStats:
+        ordered = sorted(lags_ms)
+        return cls(
+            p50=percentile(ordered, 50),
+            p95=percentile(ordered, 95),
+            p99=percentile(ordered, 99),
+            max=ordered[-1] if ordered else 0.0,
+            samples=len(ordered),
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in asdict(self).items() if k != "samples"}
+
+
+@dataclass(frozen=True, slots=True)
+class LagWindow:
+    """One short window of sampling: the unit the live sparkline plots."""
+
+    seq: int
+    ended_at: float  # unix time
+    lag: LagStats
+    utilization: float | None  # busy share of the window, 0..1 (None: not measurable)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ended_at": iso(self.ended_at),
+            "lag_ms": self.lag.as_dict(),
+            "utilization": None if self.utilization is None else round(self.utilization, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A stretch during which the loop ran no other callback, reported after it ended."""
+
+    seq: int
+    started_at: float  # unix time
+    duration_ms: float
+    kind: StallKind
+    location: str | None  # "server/routes/basics.py:42 in async_sleep"
+    route: str | None  # "GET /basics/async"
+    filename: str | None = None  # absolute path of the blamed frame, for code views
+    lineno: int | None = None
+    cpu_ms: float = 0.0  # loop-thread CPU time within the stall
+    gc_ms: float = 0.0  # garbage-collector pauses within the stall
+    stack: tuple[str, ...] = field(default=())
+
+    @property
+    def blocked_ms(self) -> float:
+        """Off-CPU time within the stall: the blocking call itself (sleep, I/O, lock)."""
+        return max(0.0, self.duration_ms - self.cpu_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "started_at": iso(self.started_at),
+            "duration_ms": round(self.duration_ms, 3),
+            "blocked_ms": round(self.blocked_ms, 3),
+            "cpu_ms": round(self.cpu_ms, 3),
+            "kind": self.kind,
+            "location": self.location,
+            "route": self.route,
+            "gc_ms": round(self.gc_ms, 3),
+            "stack": list(self.stack),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSnapshot:
+    """Everything a gauge needs at one moment."""
+
+    lag: LagStats
+    utilization: float | None
+    stall_count: int
+    stall_total_ms: float
+    windows: tuple[LagWindow, ...]
+    stalls: tuple[Stall, ...]
+
+
+def iso(unix_time: float) -> str:
+    """ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(unix_time, UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,1 @@
+"""One router module per pattern; the module name is the pattern's slug."""

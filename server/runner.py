@@ -1,0 +1,144 @@
+"""Run the app under uvicorn on a loop someone else owns (Textual's), or standalone.
+
+Rules from DESIGN.md: no signal capture when embedded, no logging config of uvicorn's own
+(``log_config=None``: records go to whatever handlers the host installed), the port bound
+by us first so "port taken" is a sentence rather than a traceback, and a bounded graceful
+shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from fastapi import FastAPI
+
+from .app import create_app
+from .settings import Settings
+
+log = logging.getLogger("fastasync.server")
+
+
+class ServerError(Exception):
+    """The server could not start; the message is meant for the user."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (port 0: any free port)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerError(f"Cannot listen on {host!r}: {exc.strerror}.") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerError(
+                f"Port {port} on {host} is already in use. "
+                "Choose another with --port, or --port 0 for any free port."
+            ) from None
+        raise ServerError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+    return sock
+
+
+class EmbeddedUvicorn(uvicorn.Server):
+    """A ``uvicorn.Server`` that leaves signals to its host (Textual owns the terminal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class ServerHandle:
+    """Start, address and stop one server instance on the running loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app: FastAPI | None = None,
+        *,
+        handle_signals: bool = False,
+        access_log: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.app = app or create_app(settings)
+        self._handle_signals = handle_signals
+        self._access_log = access_log
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self.host = settings.host
+        self.port = settings.port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Bind, run the lifespan, accept connections; raise ServerError if it can't."""
+        sock = bind_socket(self.settings.host, self.settings.port)
+        self._socket = sock
+        self.host, self.port = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=self._access_log,
+            lifespan="on",
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=self.settings.graceful_timeout_s,
+        )
+        server_class = uvicorn.Server if self._handle_signals else EmbeddedUvicorn
+        self._server = server = server_class(config)
+        self._task = asyncio.create_task(self._serve(server, sock), name="uvicorn")
+        while not server.started:
+            if self._task.done():
+                await self._task  # raises the startup error
+                raise ServerError("The server stopped during startup; see the log.")
+            await asyncio.sleep(0.005)
+        log.info("serving on %s (docs at %s/docs)", self.url, self.url)
+
+    async def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit:  # uvicorn exits the process when the lifespan fails to start
+            raise ServerError("The app failed to start; see the log.") from None
+        finally:
+            sock.close()
+
+    async def wait(self) -> None:
+        """Until the server stops by itself (standalone: on SIGINT/SIGTERM)."""
+        if self._task is not None:
+            await self._task
+
+    async def stop(self) -> None:
+        """Graceful shutdown within ``graceful_timeout_s`` (+1 s), then cancel."""
+        task, server = self._task, self._server
+        if task is None or server is None:
+            return
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(task), timeout=self.settings.graceful_timeout_s + 1.0
+            )
+        except TimeoutError:
+            log.error("server did not stop in time; cancelling it")
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            self._task = None
