@@ -18,7 +18,7 @@ class Settings:
     port: int = 8000
     blocking_mode: bool = False
     #: seconds uvicorn waits for open connections on shutdown before cancelling them
-    graceful_timeout_s: float = 2.0
+    graceful_timeout_s: int = 2
     #: worker processes for offloaded CPU work (started on first use)
     cpu_workers: int = 2
     monitor: MonitorConfig = field(default_factory=MonitorConfig)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -74,9 +75,9 @@ class RequestFrames:
     """
 
     def __init__(self) -> None:
-        self._scopes: dict[FrameType, dict[str, Any]] = {}
+        self._scopes: dict[FrameType, MutableMapping[str, Any]] = {}
 
-    def enter(self, frame: FrameType, scope: dict[str, Any]) -> None:
+    def enter(self, frame: FrameType, scope: MutableMapping[str, Any]) -> None:
         self._scopes[frame] = scope
 
     def leave(self, frame: FrameType) -> None:
@@ -95,7 +96,7 @@ class RequestFrames:
         return None
 
 
-def describe_scope(scope: dict[str, Any]) -> str:
+def describe_scope(scope: MutableMapping[str, Any]) -> str:
     """``GET /basics/async`` (route template when routing already matched)."""
     route = scope.get("route")
     path = getattr(route, "path", None) or scope.get("path", "?")

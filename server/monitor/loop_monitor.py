@@ -14,6 +14,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from time import perf_counter
+from typing import ClassVar
 
 from .activity import LoopActivity
 from .records import LagStats, LagWindow, MonitorSnapshot, Stall
@@ -43,7 +44,7 @@ class MonitorConfig:
 class LoopMonitor:
     """Measures one asyncio loop. Get it with :meth:`for_loop`; start/stop are refcounted."""
 
-    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopMonitor] = (
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopMonitor]] = (
         weakref.WeakKeyDictionary()
     )
 

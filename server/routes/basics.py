@@ -74,7 +74,7 @@ async def async_sleep(delay: Delay, blocking: BlockingMode) -> HandlerReport:
     """``async def`` + ``await``: while this request waits, the loop serves everyone else."""
     started = time.perf_counter()
     if blocking:
-        time.sleep(delay)  # pitfall: a sync sleep in async def freezes the whole loop
+        time.sleep(delay)  # noqa: ASYNC251 - pitfall: freezes the whole loop
     else:
         await asyncio.sleep(delay)
     return _report("async", blocking, started, delay_s=delay)
@@ -92,7 +92,7 @@ def sync_sleep(delay: Delay, blocking: BlockingMode) -> HandlerReport:
 async def blocking_sleep(delay: Delay, blocking: BlockingMode) -> HandlerReport:
     """The classic mistake, always on: ``time.sleep`` inside ``async def``."""
     started = time.perf_counter()
-    time.sleep(delay)  # pitfall: nothing else runs on the loop until this returns
+    time.sleep(delay)  # noqa: ASYNC251 - pitfall: nothing else runs meanwhile
     return _report("blocking", blocking, started, delay_s=delay)
 
 
