@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from . import __version__
 from .blocking import BlockingSwitch
 from .cpu_pool import CpuPool
+from .heap import settle_heap
 from .middleware import RequestAttribution
 from .monitor import LoopMonitor
 from .routes import basics, monitor
@@ -37,6 +38,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.monitor = loop_monitor
             app.state.cpu_pool = cpu_pool
             app.state.http = http
+            settle_heap()
             yield
     finally:
         await cpu_pool.close()

@@ -9,6 +9,7 @@ ASGI scope on the way in.
 
 from __future__ import annotations
 
+import asyncio.events
 import os
 import sys
 from collections.abc import MutableMapping
@@ -18,6 +19,9 @@ from types import FrameType
 from typing import Any
 
 _MONITOR_DIR = str(Path(__file__).resolve().parent) + os.sep
+#: asyncio's ``Handle._run``: frames outside it drive the loop (``asyncio.run``, the CLI
+#: entry point) and are on the stack of every callback, so they are never to blame.
+_CALLBACK_RUNNER = (str(Path(asyncio.events.__file__).resolve()), "_run")
 _SERVER_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -52,7 +56,7 @@ class CodeLocation:
 
 def short_path(filename: str) -> str:
     """A readable path: relative to the project, to a sys.path entry, or unchanged."""
-    if filename.startswith(_PROJECT_BASE):
+    if filename.startswith(PROJECT_ROOTS):
         return filename[len(_PROJECT_BASE) :]
     best = ""
     for entry in sys.path:
@@ -126,14 +130,18 @@ def sample_thread(thread_id: int, max_depth: int = 40) -> StackSample | None:
     stack: list[CodeLocation] = []
     blamed: CodeLocation | None = None
     first_foreign: CodeLocation | None = None
+    inside_callback = True
     while frame is not None and len(stack) < max_depth:
         code = frame.f_code
         location = CodeLocation(code.co_filename, frame.f_lineno, code.co_name)
         stack.append(location)
-        if blamed is None and is_project_file(code.co_filename):
-            blamed = location
-        if first_foreign is None and not code.co_filename.startswith(_MONITOR_DIR):
-            first_foreign = location
+        if (code.co_filename, code.co_name) == _CALLBACK_RUNNER:
+            inside_callback = False
+        if inside_callback:
+            if blamed is None and is_project_file(code.co_filename):
+                blamed = location
+            if first_foreign is None and not code.co_filename.startswith(_MONITOR_DIR):
+                first_foreign = location
         frame = frame.f_back
     return StackSample(
         blamed=blamed or first_foreign,

@@ -1,0 +1,341 @@
+"""The explorer shell: panes, latency bar, stall inspector, code view and log, on one loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import httpx
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import (
+    ContentSwitcher,
+    Footer,
+    Log,
+    OptionList,
+    TabbedContent,
+    TabPane,
+)
+from textual.widgets.option_list import Option
+
+from server.blocking import BlockingSwitch
+from server.heap import settle_heap
+from server.monitor import LoopMonitor, Stall
+from server.runner import ServerError, ServerHandle
+from server.settings import Settings
+
+from .code_source import source_around
+from .context import ExplorerContext, MonitorSource
+from .log_sink import QueueingLogHandler, RootLogCapture
+from .panes.base import PatternPane
+from .registry import PANES
+from .widgets.code_view import CodeView
+from .widgets.latency_bar import LatencyBar
+from .widgets.stall_inspector import StallInspector
+from .widgets.top_bar import TopBar
+
+#: how often gauges, the stall list and the log pane refresh (every redraw is loop time)
+GAUGE_HZ = 4.0
+#: at most one stall toast this often; the stall inspector has every one
+TOAST_EVERY_S = 3.0
+
+
+class ExplorerApp(App[int]):
+    """Runs the FastAPI app on this very loop and shows what it does to the loop."""
+
+    TITLE = "fastasync-explorer"
+    CSS_PATH = "app.tcss"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run", "Run"),
+        Binding("b", "toggle_blocking", "Blocking mode"),
+        Binding("c", "toggle_code", "Code"),
+        Binding("s", "show_tab('stalls')", "Stalls"),
+        Binding("l", "show_tab('log')", "Log"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        *(
+            Binding(str(i + 1), f"open_pane({i})", pane.TITLE, show=False)
+            for i, pane in enumerate(PANES)
+        ),
+    ]
+
+    blocking: reactive[bool] = reactive(False)
+    current_slug: reactive[str] = reactive(PANES[0].SLUG)
+    showing_code: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        monitor_source: MonitorSource | None = None,
+        gauge_hz: float = GAUGE_HZ,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.server = ServerHandle(self.settings)
+        self.blocking_switch: BlockingSwitch = self.server.app.state.blocking
+        self._monitor_override = monitor_source
+        self._gauge_hz = gauge_hz
+        self._log_handler = QueueingLogHandler()
+        self._log_capture = RootLogCapture(self._log_handler)
+        self._http: httpx.AsyncClient | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._last_stall_seq = 0
+        self._stall_offset = (0, 0.0)
+        self._last_toast = 0.0
+        self._stopped = False
+        self.context: ExplorerContext | None = None
+
+    # -- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        with Horizontal(id="body"):
+            yield OptionList(
+                *(Option(f"{i + 1} {pane.TITLE}", id=pane.SLUG) for i, pane in enumerate(PANES)),
+                id="nav",
+            )
+            yield ContentSwitcher(id="main")
+        with TabbedContent(id="bottom"):
+            with TabPane("Stalls", id="stalls"):
+                yield StallInspector(id="stall-inspector")
+            with TabPane("Log", id="log"):
+                yield Log(max_lines=1000, id="log-view")
+        yield LatencyBar()
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#nav", OptionList).border_title = "patterns"
+        self._log_capture.install()
+        try:
+            await self.server.start()
+        except ServerError as exc:
+            self._log_capture.uninstall()
+            self._stopped = True
+            self.exit(2, message=f"fastasync-explorer: {exc}")
+            return
+        monitor: MonitorSource = self._monitor_override or self.server.app.state.monitor
+        self._http = httpx.AsyncClient(
+            base_url=self.server.url,
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+        self.context = ExplorerContext(
+            http=self._http,
+            monitor=monitor,
+            blocking=self.blocking_switch,
+            stall_settle_s=max(0.01, self._watchdog_poll_s() * 5),
+        )
+        top = self.query_one(TopBar)
+        top.url = self.server.url
+        if not self.settings.is_loopback:
+            top.warning = f"⚠ listening on {self.settings.host}: reachable from other machines"
+            self.notify(top.warning, severity="warning", timeout=10)
+        self.blocking = self.blocking_switch.enabled
+        self._unsubscribe = self.blocking_switch.subscribe(self._on_blocking_changed)
+        switcher = self.query_one("#main", ContentSwitcher)
+        await switcher.mount_all([pane(self.context) for pane in PANES])
+        code_view = CodeView(id="code")
+        code_view.display = False
+        await switcher.mount(code_view)
+        switcher.current = f"pane-{self.current_slug}"
+        self.call_after_refresh(self._startup_done, monitor)
+
+    def _startup_done(self, monitor: MonitorSource) -> None:
+        settle_heap()
+        self._count_stalls_from_here(monitor)
+        self.set_interval(1.0 / self._gauge_hz, self.refresh_gauges)
+        self.refresh_gauges()
+
+    def _count_stalls_from_here(self, monitor: MonitorSource) -> None:
+        """Start the UI's stall figures now: startup (imports, first layout) is not a lesson.
+
+        The startup stalls stay in ``GET /monitor``; the log pane says what they cost.
+        """
+        snapshot = monitor.snapshot()
+        self._last_stall_seq = max((s.seq for s in snapshot.stalls), default=0)
+        self._stall_offset = (snapshot.stall_count, snapshot.stall_total_ms)
+        if snapshot.stall_count:
+            logging.getLogger("fastasync.explorer").info(
+                "startup stalled the loop %d times (%.0f ms: imports, TLS context, first "
+                "layout); the stall inspector counts from here",
+                snapshot.stall_count,
+                snapshot.stall_total_ms,
+            )
+
+    def _watchdog_poll_s(self) -> float:
+        return self.settings.monitor.watchdog_poll_s
+
+    # -- live figures ----------------------------------------------------------------------
+
+    def refresh_gauges(self) -> None:
+        """Read the monitor in-process (no I/O) and hand the figures to the widgets."""
+        if self.context is None:
+            return
+        snapshot = self.context.monitor.snapshot()
+        count, total = self._stall_offset
+        self.query_one(LatencyBar).snapshot = replace(
+            snapshot,
+            stall_count=snapshot.stall_count - count,
+            stall_total_ms=snapshot.stall_total_ms - total,
+        )
+        new = [s for s in snapshot.stalls if s.seq > self._last_stall_seq]
+        if new:
+            self._last_stall_seq = new[-1].seq
+            self.query_one(StallInspector).add_stalls(new)
+            # One toast per refresh, for stalls a request caused; the rest are in the table.
+            in_requests = [s for s in new if s.route]
+            now = time.monotonic()
+            if in_requests and now - self._last_toast >= TOAST_EVERY_S:
+                self._last_toast = now
+                worst = max(in_requests, key=lambda s: s.duration_ms)
+                self.notify(
+                    f"{worst.duration_ms:.1f} ms in {worst.route}\n"
+                    f"at {worst.location or 'an unsampled line'}",
+                    title=f"Loop stalled ×{len(in_requests)}"
+                    if len(in_requests) > 1
+                    else "Loop stalled",
+                    severity="warning",
+                    timeout=4,
+                )
+        lines = self._log_handler.drain()
+        if lines:
+            self.query_one("#log-view", Log).write_lines(lines)
+
+    # -- blocking mode ---------------------------------------------------------------------
+
+    def _on_blocking_changed(self, enabled: bool) -> None:
+        self.blocking = enabled
+
+    def watch_blocking(self, blocking: bool) -> None:
+        self.query_one(TopBar).blocking = blocking
+        # Restyle only the pane area: a class on the Screen restyles every widget (~20 ms).
+        self.query_one("#main").set_class(blocking, "-blocking")
+
+    def action_toggle_blocking(self) -> None:
+        """Same switch as ``PUT /monitor/blocking``."""
+        enabled = self.blocking_switch.toggle()
+        self.notify(
+            "Async handlers now take their pitfall form. Run something and watch the stall."
+            if enabled
+            else "Handlers are back to their right form.",
+            title="Blocking mode ON" if enabled else "Blocking mode off",
+            severity="warning" if enabled else "information",
+        )
+
+    # -- navigation ------------------------------------------------------------------------
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.current_slug = event.option.id
+            self.showing_code = False
+
+    def action_open_pane(self, index: int) -> None:
+        if 0 <= index < len(PANES):
+            self.current_slug = PANES[index].SLUG
+            self.showing_code = False
+
+    def watch_current_slug(self, slug: str) -> None:
+        if self.context is not None:
+            self.query_one("#main", ContentSwitcher).current = f"pane-{slug}"
+
+    def current_pane(self) -> PatternPane | None:
+        panes = self.query(PatternPane).filter(f"#pane-{self.current_slug}")
+        return panes.first() if panes else None
+
+    def action_run(self) -> None:
+        """The current pane's main action."""
+        pane = self.current_pane()
+        if pane is not None:
+            self.showing_code = False
+            pane.action_run()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#bottom", TabbedContent).active = tab
+
+    # -- code view -------------------------------------------------------------------------
+
+    def action_toggle_code(self) -> None:
+        """Show the handler that ran beside the pane's own code (or go back)."""
+        if self.showing_code:
+            self.showing_code = False
+            return
+        pane = self.current_pane()
+        if pane is not None:
+            self.query_one(CodeView).blocks = tuple(pane.code_blocks())
+            self.showing_code = True
+
+    def on_stall_inspector_selected(self, message: StallInspector.Selected) -> None:
+        self.show_stall_code(message.stall)
+
+    def show_stall_code(self, stall: Stall) -> None:
+        """The code around the line a stall blamed."""
+        if stall.filename is None or stall.lineno is None:
+            self.notify("That stall ended before the watchdog could sample it.")
+            return
+        title = f"stall #{stall.seq}: {stall.duration_ms:.1f} ms ({stall.kind})"
+        self.query_one(CodeView).blocks = (source_around(stall.filename, stall.lineno, title),)
+        self.showing_code = True
+
+    def watch_showing_code(self, showing: bool) -> None:
+        if self.context is None:
+            return
+        switcher = self.query_one("#main", ContentSwitcher)
+        switcher.current = "code" if showing else f"pane-{self.current_slug}"
+
+    # -- command palette -------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Toggle blocking mode",
+            "Switch every pattern to its pitfall",
+            self.action_toggle_blocking,
+        )
+        yield SystemCommand(
+            "Show code", "The handler that ran and the pane's client code", self.action_toggle_code
+        )
+        for index, pane in enumerate(PANES):
+            yield SystemCommand(
+                f"Open {pane.TITLE}", pane.SUMMARY, lambda i=index: self.action_open_pane(i)
+            )
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Stop the server gracefully (bounded), then leave."""
+        self.notify("Stopping the server…", timeout=3)
+        await self.stop_server()
+        self.exit(0)
+
+    async def stop_server(self) -> None:
+        """Cancel pane workers, close the client and the server; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.workers.cancel_all()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._http is not None:
+            await self._http.aclose()
+        try:
+            await self.server.stop()
+        finally:
+            self._log_capture.uninstall()
+
+    async def on_unmount(self) -> None:
+        # Any other way out (an exception, the driver closing) still stops the server.
+        await self.stop_server()
+
+
+def monitor_of(app: ExplorerApp) -> LoopMonitor:
+    """The live monitor of a running explorer (for tests and the benchmark)."""
+    monitor: LoopMonitor = app.server.app.state.monitor
+    return monitor

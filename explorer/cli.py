@@ -1,0 +1,171 @@
+"""``fastasync-explorer``: the TUI (default), ``serve`` (standalone) and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from server import __version__
+from server.monitor import MonitorConfig
+from server.settings import Settings
+
+EPILOG = """\
+keys in the explorer:
+  b  blocking mode on/off       c  code of the handler that ran
+  r  run (in a pane)            s / l  stall inspector / log
+  1-9  open a pane              ctrl+p  command palette
+  q  quit
+
+examples:
+  fastasync-explorer                       the explorer, serving on 127.0.0.1:8000
+  fastasync-explorer --port 0              any free port (shown in the title bar)
+  fastasync-explorer serve --port 8000     the same app without the UI, for curl
+  fastasync-explorer bench                 throughput and lag figures, side by side
+"""
+
+
+def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """The options the TUI and ``serve`` share.
+
+    On a subcommand the defaults are SUPPRESS, so ``--port 9000 serve`` and
+    ``serve --port 9000`` both work (argparse would otherwise reset the value).
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if sub else value
+
+    parser.add_argument(
+        "--host",
+        default=default("127.0.0.1"),
+        help="address to listen on (default 127.0.0.1; anything else is reachable "
+        "from other machines and gets a warning)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=default(8000),
+        help="port to listen on; 0 picks a free one (default 8000)",
+    )
+    parser.add_argument(
+        "--blocking",
+        action="store_true",
+        default=default(False),
+        help="start with blocking mode on",
+    )
+    parser.add_argument(
+        "--stall-threshold-ms",
+        type=float,
+        default=default(MonitorConfig().stall_threshold_s * 1000),
+        metavar="MS",
+        help="a loop iteration at least this long is a stall (default 15)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastasync-explorer",
+        description="A terminal lab for FastAPI async patterns: a real server on the UI's "
+        "own event loop, every pattern shown right and with its pitfall, measured live.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_server_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the same FastAPI app without the UI (for curl, browsers, wrk)",
+        description="Run the explorer's FastAPI app standalone under uvicorn. "
+        "Stop with Ctrl+C or SIGTERM.",
+    )
+    _add_server_options(serve, sub=True)
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request (off by default)"
+    )
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure the explorer's overhead and the stall accuracy; prints a table",
+        description="Requests/s of /basics/async with the explorer running vs `serve`, idle "
+        "loop lag vs a bare asyncio loop, and stall-duration accuracy, in one run.",
+    )
+    bench.add_argument(
+        "--duration", type=float, default=8.0, help="seconds of load per throughput run"
+    )
+    bench.add_argument("--connections", type=int, default=32, help="concurrent load connections")
+    bench.add_argument("--idle", type=float, default=5.0, help="seconds of idle-lag sampling")
+    bench.add_argument(
+        "--rounds", type=int, default=2, help="serve/explorer throughput pairs (median is kept)"
+    )
+    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    if not 0 <= args.port <= 65535:
+        raise SystemExit(f"fastasync-explorer: --port must be 0 to 65535, not {args.port}")
+    if args.stall_threshold_ms <= 0:
+        raise SystemExit("fastasync-explorer: --stall-threshold-ms must be positive")
+    monitor = MonitorConfig(stall_threshold_s=args.stall_threshold_ms / 1000.0)
+    return Settings(host=args.host, port=args.port, blocking_mode=args.blocking, monitor=monitor)
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    if not settings.is_loopback:
+        print(
+            f"fastasync-explorer: warning: listening on {settings.host}, reachable from other "
+            "machines; this is a teaching server with deliberately blocking endpoints.",
+            file=sys.stderr,
+        )
+
+
+def run_tui(settings: Settings) -> int:
+    from .app import ExplorerApp  # imported here so `serve` never loads Textual
+
+    warn_if_exposed(settings)
+    app = ExplorerApp(settings)
+    app.run()
+    return app.return_code or 0
+
+
+def run_serve(settings: Settings, access_log: bool) -> int:
+    from server.runner import ServerError, ServerHandle
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    warn_if_exposed(settings)
+
+    async def serve() -> None:
+        handle = ServerHandle(settings, handle_signals=True, access_log=access_log)
+        await handle.start()
+        await handle.wait()
+
+    try:
+        asyncio.run(serve())
+    except ServerError as exc:
+        print(f"fastasync-explorer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl+C while shutting down
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    if args.command == "serve":
+        return run_serve(settings, args.access_log)
+    if args.command == "bench":
+        from .bench import run_bench
+
+        return run_bench(args)
+    return run_tui(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One pane per pattern; the module name is the pattern's slug."""

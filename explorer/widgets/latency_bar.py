@@ -1,0 +1,67 @@
+"""The latency bar docked on every screen: live loop lag, utilization and stalls."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Label, Sparkline, Static
+
+from server.monitor import MonitorSnapshot
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+class LatencyBar(Horizontal):
+    """Sparkline of per-window max lag plus the rolling figures.
+
+    Fed a :class:`MonitorSnapshot` by the app's gauge timer; redraws only in
+    ``watch_snapshot``, and only the parts that changed.
+    """
+
+    DEFAULT_CSS = """
+    LatencyBar {
+        height: 1;
+        background: $boost;
+    }
+    LatencyBar > Label { width: auto; padding: 0 1; color: $text-muted; }
+    LatencyBar > Sparkline { width: 1fr; min-width: 10; }
+    LatencyBar > #figures { width: auto; padding: 0 1; }
+    """
+
+    snapshot: reactive[MonitorSnapshot | None] = reactive(None, always_update=True)
+
+    def compose(self) -> ComposeResult:
+        yield Label("loop lag")
+        yield Sparkline([0.0], summary_function=max, id="lag-sparkline")
+        yield Static(id="figures")
+
+    def watch_snapshot(self, snapshot: MonitorSnapshot | None) -> None:
+        if snapshot is None:
+            return
+        data = [w.lag.max for w in snapshot.windows] or [0.0]
+        self.query_one(Sparkline).data = data
+        self.query_one("#figures", Static).update(self.describe(snapshot))
+
+    @staticmethod
+    def describe(snapshot: MonitorSnapshot) -> Text:
+        """``p50 0.2 ms  p99 0.9 ms  max 3.1 ms  util 4%  stalls 0``."""
+        lag = snapshot.lag
+        text = Text.assemble(
+            ("p50 ", "dim"),
+            _ms(lag.p50),
+            ("  p99 ", "dim"),
+            _ms(lag.p99),
+            ("  max ", "dim"),
+            (_ms(lag.max), "bold red" if lag.max >= 50 else ""),
+            ("  util ", "dim"),
+            "n/a" if snapshot.utilization is None else f"{snapshot.utilization:.0%}",
+            ("  stalls ", "dim"),
+            (str(snapshot.stall_count), "bold red" if snapshot.stall_count else ""),
+        )
+        if snapshot.stall_count:
+            text.append(f" ({_ms(snapshot.stall_total_ms)})", style="dim")
+        return text
