@@ -35,7 +35,7 @@ from .context import ExplorerContext, MonitorSource
 from .log_sink import QueueingLogHandler, RootLogCapture
 from .panes.base import PatternPane
 from .registry import PANES
-from .widgets.code_view import CodeView
+from .widgets.code_view import CodeView, SourcePanel
 from .widgets.latency_bar import LatencyBar
 from .widgets.stall_inspector import StallInspector
 from .widgets.top_bar import TopBar
@@ -289,6 +289,17 @@ class ExplorerApp(App[int]):
             return
         switcher = self.query_one("#main", ContentSwitcher)
         switcher.current = "code" if showing else f"pane-{self.current_slug}"
+        # Focus follows the view: left on a hidden input, it would swallow the keys.
+        self.call_after_refresh(self._focus_main, showing)
+
+    def _focus_main(self, showing_code: bool) -> None:
+        if showing_code:
+            panels = self.query_one(CodeView).query(SourcePanel)
+            self.set_focus(panels.first() if panels else None)
+        else:
+            pane = self.current_pane()
+            focusable = pane.query("RadioSet, Input, Button") if pane else None
+            self.set_focus(focusable.first() if focusable else None)
 
     # -- command palette -------------------------------------------------------------------
 

@@ -80,6 +80,8 @@ class LoopMonitor:
         self.stall_total_ms = 0.0
         self.started_at: float | None = None
         self._measures_utilization = False
+        #: (perf_counter, idle_total) at each window boundary, for on-demand utilization
+        self._idle_marks: deque[tuple[float, float]] = deque(maxlen=240)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,6 +117,8 @@ class LoopMonitor:
         self.started_at = time.time()
         self._window_started = perf_counter()
         self._window_idle_at_start = self._activity.idle_total
+        self._idle_marks.clear()
+        self._idle_marks.append((self._window_started, self._window_idle_at_start))
         self._expected = loop.time() + self.config.sample_interval_s
         self._timer = loop.call_at(self._expected, self._tick)
 
@@ -168,6 +172,7 @@ class LoopMonitor:
         self._window_lags = []
         self._window_started = now
         self._window_idle_at_start = self._activity.idle_total
+        self._idle_marks.append((now, self._window_idle_at_start))
 
     # -- stalls (published from the watchdog thread) -------------------------------------
 
@@ -194,11 +199,25 @@ class LoopMonitor:
         horizon = self.loop.time() - (window_s or self.config.rolling_s)
         return LagStats.of([lag for t, lag in list(self._lags_ms) if t >= horizon])
 
-    def utilization(self, windows: int = 4) -> float | None:
-        """Mean busy share over the last few windows."""
-        recent = [w.utilization for w in list(self.windows)[-windows:]]
-        values = [u for u in recent if u is not None]
-        return sum(values) / len(values) if values else None
+    def utilization(self, window_s: float = 1.0) -> float | None:
+        """Busy share of the loop over about the last ``window_s`` seconds, up to now.
+
+        Call it on the loop's thread (the idle total is current there). None when the
+        loop has no selector to measure.
+        """
+        if not self._measures_utilization or not self._idle_marks:
+            return None
+        now, idle_now = perf_counter(), self._activity.idle_total
+        marks = list(self._idle_marks)
+        since, idle_then = marks[0]
+        for mark_time, mark_idle in reversed(marks):
+            if now - mark_time >= window_s:
+                since, idle_then = mark_time, mark_idle
+                break
+        elapsed = now - since
+        if elapsed <= 0:
+            return None
+        return min(1.0, max(0.0, 1.0 - (idle_now - idle_then) / elapsed))
 
     def snapshot(self, window_s: float | None = None, windows: int = 60) -> MonitorSnapshot:
         """Figures for a gauge: rolling lag, utilization, stall totals, recent windows."""

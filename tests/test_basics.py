@@ -1,0 +1,234 @@
+"""Basics over real HTTP (five handler styles, bad input, blocking mode) and its pane (Pilot)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import httpx
+import pytest
+from textual.widgets import Input, RadioButton
+
+from explorer.app import ExplorerApp
+from explorer.panes.basics import BasicsPane
+from explorer.widgets.code_view import CodeView, SourcePanel
+from explorer.widgets.stall_inspector import StallInspector
+from explorer.widgets.timeline import Timeline
+from server.settings import Settings
+
+from .conftest import eventually
+
+# -- HTTP -------------------------------------------------------------------------------
+
+
+async def concurrently(client: httpx.AsyncClient, path: str, count: int, **params: float) -> float:
+    """Send ``count`` identical requests at once; the wall time for all of them."""
+    started = time.perf_counter()
+    responses = await asyncio.gather(*(client.get(path, params=params) for _ in range(count)))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    return time.perf_counter() - started
+
+
+async def test_async_handlers_overlap_and_blocking_mode_serialises_them(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get("/basics/async", params={"delay": 0})  # warm the connection pool up
+    overlapped = await concurrently(client, "/basics/async", 5, delay=0.2)
+    assert overlapped < 0.7  # ~0.2 s: the sleeps overlap
+
+    switched = await client.put("/monitor/blocking", json={"enabled": True})
+    assert switched.json() == {"enabled": True}
+    serialised = await concurrently(client, "/basics/async", 5, delay=0.2)
+    assert serialised >= 0.98  # five 0.2 s time.sleep calls cannot overlap on one loop
+    report = (await client.get("/basics/async", params={"delay": 0})).json()
+    assert report["blocking_mode"] is True
+
+    await client.put("/monitor/blocking", json={"enabled": False})
+    assert (await client.get("/monitor")).json()["blocking_mode"] is False
+
+
+async def test_sync_handler_runs_on_the_threadpool(client: httpx.AsyncClient) -> None:
+    report = (await client.get("/basics/sync", params={"delay": 0.01})).json()
+    assert report["style"] == "sync"
+    assert report["thread"] != "MainThread"
+    assert report["handler_ms"] >= 10
+    assert (await concurrently(client, "/basics/sync", 5, delay=0.2)) < 0.7
+
+
+async def test_cpu_styles_inline_versus_offloaded(client: httpx.AsyncClient) -> None:
+    inline = (await client.get("/basics/cpu", params={"n": 10_000})).json()
+    assert inline["thread"] == "MainThread"
+    assert inline["process"] == os.getpid()
+    offloaded = (await client.get("/basics/offload", params={"n": 10_000})).json()
+    assert offloaded["process"] != os.getpid()  # a worker process did the work
+    assert offloaded["result"] == inline["result"]
+
+    await client.put("/monitor/blocking", json={"enabled": True})
+    pitfall = (await client.get("/basics/offload", params={"n": 10_000})).json()
+    assert pitfall["process"] == os.getpid()  # blocking mode: the work stays on the loop
+    await client.put("/monitor/blocking", json={"enabled": False})
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/basics/async", {"delay": "-1"}),
+        ("/basics/async", {"delay": "11"}),
+        ("/basics/async", {"delay": "soon"}),
+        ("/basics/async", {}),
+        ("/basics/sync", {"delay": "nan"}),
+        ("/basics/blocking", {"delay": "1e9"}),
+        ("/basics/cpu", {"n": "0"}),
+        ("/basics/cpu", {"n": "1000000000"}),
+        ("/basics/offload", {"n": "2.5"}),
+        ("/monitor", {"window": "0"}),
+        ("/monitor", {"after": "-3"}),
+    ],
+)
+async def test_bad_input_gets_a_clear_422(
+    client: httpx.AsyncClient, path: str, params: dict[str, str]
+) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail
+    assert all(item["msg"] for item in detail)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"enabled": "maybe"}', b"{}", b'{"enabled": true, "extra": 1}', b"not json", b"[]"],
+)
+async def test_bad_blocking_switch_bodies_are_refused(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await client.put(
+        "/monitor/blocking", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert (await client.get("/monitor")).json()["blocking_mode"] is False
+
+
+async def test_monitor_report_has_the_contract_fields(client: httpx.AsyncClient) -> None:
+    await client.get("/basics/blocking", params={"delay": 0.03})
+    await asyncio.sleep(0.05)
+    report = (await client.get("/monitor")).json()
+    assert set(report["lag_ms"]) == {"p50", "p95", "p99", "max"}
+    assert 0 <= report["utilization"] <= 1
+    assert report["blocking_mode"] is False
+    stall = next(s for s in report["stalls"] if s["route"] == "GET /basics/blocking")
+    assert {"started_at", "duration_ms", "location", "route"} <= set(stall)
+    assert stall["location"].startswith("server/routes/basics.py:")
+    newer = (await client.get("/monitor", params={"after": stall["seq"]})).json()
+    assert all(s["seq"] > stall["seq"] for s in newer["stalls"])
+
+
+async def test_monitor_stream_sends_lag_windows_and_stalls(client: httpx.AsyncClient) -> None:
+    events: list[tuple[str, dict[str, object]]] = []
+
+    async def read() -> None:
+        async with client.stream("GET", "/monitor/stream") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    data = json.loads(line.removeprefix("data: "))
+                    events.append((event, data))
+                    if event == "stall" and data["route"] == "GET /basics/blocking":
+                        return
+
+    reader = asyncio.create_task(read())
+    await eventually(lambda: any(kind == "lag" for kind, _ in events))
+    async with httpx.AsyncClient(base_url=str(client.base_url)) as other:
+        await other.get("/basics/blocking", params={"delay": 0.05})
+    await asyncio.wait_for(reader, timeout=5)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "hello"
+    stall = events[-1][1]
+    assert stall["location"].startswith("server/routes/basics.py:")
+
+
+# -- the pane (Pilot) -------------------------------------------------------------------
+
+
+async def started(app: ExplorerApp) -> None:
+    await eventually(lambda: app.context is not None and app.query(BasicsPane).results())
+
+
+def bars(app: ExplorerApp) -> tuple[str, ...]:
+    return tuple(bar.state for bar in app.query_one(Timeline).bars)
+
+
+async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app)
+        pane = app.query_one(BasicsPane)
+        count = app.query_one("#count", Input)
+        count.value = "3"
+        await pilot.click("#run")
+        await eventually(lambda: pane.summary is not None, timeout=10)
+        assert bars(app) == ("ok", "ok", "ok")
+        assert pane.summary is not None
+        assert pane.summary.wall_s < 0.7
+        assert not pane.summary.stalls
+
+        await pilot.press("b")
+        assert app.blocking_switch.enabled
+        assert "BLOCKING MODE ON" in str(app.query_one("TopBar").render())
+        pane.summary = None
+        await pilot.press("r")
+        await eventually(lambda: pane.summary is not None, timeout=10)
+        assert pane.summary is not None
+        assert pane.summary.wall_s >= 0.58  # three 0.2 s sleeps, one after another
+        # Two handlers can run back to back in one loop iteration: that is one longer stall.
+        mine = [s for s in pane.summary.stalls if s.route == "GET /basics/async"]
+        assert 1 <= len(mine) <= 3
+        assert sum(s.blocked_ms for s in mine) >= 0.99 * 600
+        inspector = app.query_one(StallInspector)
+        await eventually(lambda: inspector.row_count >= 3)
+        rows = [inspector.get_row_at(i) for i in range(inspector.row_count)]
+        assert any("server/routes/basics.py" in str(row[6]) for row in rows)
+
+        await pilot.press("c")
+        code = app.query_one(CodeView)
+        await eventually(lambda: bool(code.query(SourcePanel)))
+        panels = list(code.query(SourcePanel))
+        assert panels[0].block.path == "server/routes/basics.py"
+        assert "async def async_sleep" in panels[0].block.text
+        assert panels[0].block.highlight  # the line that stalled
+        assert "async def send_batch" in panels[1].block.text
+        await pilot.press("c")
+        assert not app.showing_code
+        await pilot.press("q")
+        await eventually(lambda: app.return_code is not None, timeout=5)
+    assert app.return_code == 0
+
+
+async def test_pane_switches_style_and_refuses_bad_input() -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app)
+        pane = app.query_one(BasicsPane)
+        await pilot.click("#style-offload")
+        assert pane.style_key == "offload"
+        assert app.query_one("#work-row").display
+        assert not app.query_one("#delay-row").display
+        assert isinstance(app.query_one("#style-offload"), RadioButton)
+
+        app.query_one("#work", Input).value = "0"
+        await pilot.click("#run")
+        await pilot.pause()
+        assert not pane.running  # refused before any request
+        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+        app.query_one("#work", Input).value = "20000"
+        await pilot.click("#run")
+        await eventually(lambda: pane.summary is not None, timeout=20)
+        assert set(bars(app)) == {"ok"}
+        notes = {bar.note for bar in app.query_one(Timeline).bars}
+        assert all(note.startswith("pid ") for note in notes)  # ran in worker processes
