@@ -39,11 +39,11 @@ def monitor(server: ServerHandle) -> LoopMonitor:
 
 
 async def eventually(
-    condition: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02
+    condition: Callable[[], bool], within: float = 5.0, interval: float = 0.02
 ) -> None:
-    """Wait until ``condition()`` holds; fail with a clear message after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    """Wait until ``condition()`` holds; fail with a clear message after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)

@@ -171,7 +171,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         count = app.query_one("#count", Input)
         count.value = "3"
         await pilot.click("#run")
-        await eventually(lambda: pane.summary is not None, timeout=10)
+        await eventually(lambda: pane.summary is not None, within=10)
         assert bars(app) == ("ok", "ok", "ok")
         assert pane.summary is not None
         assert pane.summary.wall_s < 0.7
@@ -182,7 +182,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         assert "BLOCKING MODE ON" in str(app.query_one("TopBar").render())
         pane.summary = None
         await pilot.press("r")
-        await eventually(lambda: pane.summary is not None, timeout=10)
+        await eventually(lambda: pane.summary is not None, within=10)
         assert pane.summary is not None
         assert pane.summary.wall_s >= 0.58  # three 0.2 s sleeps, one after another
         # Two handlers can run back to back in one loop iteration: that is one longer stall.
@@ -205,7 +205,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         await pilot.press("c")
         assert not app.showing_code
         await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, timeout=5)
+        await eventually(lambda: app.return_code is not None, within=5)
     assert app.return_code == 0
 
 
@@ -228,7 +228,7 @@ async def test_pane_switches_style_and_refuses_bad_input() -> None:
 
         app.query_one("#work", Input).value = "20000"
         await pilot.click("#run")
-        await eventually(lambda: pane.summary is not None, timeout=20)
+        await eventually(lambda: pane.summary is not None, within=20)
         assert set(bars(app)) == {"ok"}
         notes = {bar.note for bar in app.query_one(Timeline).bars}
         assert all(note.startswith("pid ") for note in notes)  # ran in worker processes
