@@ -119,7 +119,7 @@ class ExplorerApp(App[int]):
         except ServerError as exc:
             self._log_capture.uninstall()
             self._stopped = True
-            self.exit(2, message=f"fastasync-explorer: {exc}")
+            self.exit(return_code=2, message=f"fastasync-explorer: {exc}")
             return
         monitor: MonitorSource = self._monitor_override or self.server.app.state.monitor
         self._http = httpx.AsyncClient(
@@ -324,7 +324,7 @@ class ExplorerApp(App[int]):
         """Stop the server gracefully (bounded), then leave."""
         self.notify("Stopping the server…", timeout=3)
         await self.stop_server()
-        self.exit(0)
+        self.exit(return_code=0)
 
     async def stop_server(self) -> None:
         """Cancel pane workers, close the client and the server; idempotent."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -141,17 +142,23 @@ def run_serve(settings: Settings, access_log: bool) -> int:
     warn_if_exposed(settings)
 
     async def serve() -> None:
-        handle = ServerHandle(settings, handle_signals=True, access_log=access_log)
+        handle = ServerHandle(settings, access_log=access_log)
         await handle.start()
-        await handle.wait()
+        loop = asyncio.get_running_loop()
+        # First SIGINT/SIGTERM: graceful shutdown. A second one: stop waiting for clients.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, handle.request_stop)
+        try:
+            await handle.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
     try:
         asyncio.run(serve())
     except ServerError as exc:
         print(f"fastasync-explorer: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl+C while shutting down
-        return 130
     return 0
 
 

@@ -7,9 +7,12 @@ in the gaps the interpreter's switch interval leaves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
@@ -29,13 +32,19 @@ class CpuPool:
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a worker process and await its result."""
-        if self._executor is None:
-            # spawn, not fork: forking a process that runs threads (the watchdog, the
-            # UI) copies their locks in whatever state they are in.
-            self._executor = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        loop = asyncio.get_running_loop()
+        # Workers (and multiprocessing's helper process) start inside these calls.
+        with _usable_stderr():
+            if self._executor is None:
+                # spawn, not fork: forking a process that runs threads (the watchdog,
+                # the UI) copies their locks in whatever state they are in.
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self._workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_detach_from_terminal,
+                )
+            future = loop.run_in_executor(self._executor, fn, *args)
+        return await future
 
     async def close(self) -> None:
         """Cancel queued work, let running work finish, reap the processes.
@@ -57,3 +66,38 @@ class CpuPool:
         thread.start()
         await done.wait()
         thread.join()
+
+
+@contextlib.contextmanager
+def _usable_stderr() -> Iterator[None]:
+    """Give multiprocessing a real file as ``sys.stderr`` while processes start.
+
+    Textual swaps ``sys.stderr`` for a capture object whose ``fileno()`` is -1, and
+    multiprocessing passes that number to its resource-tracker process, which fails with
+    "bad value(s) in fds_to_keep". /dev/null is what the helper gets instead.
+    """
+    try:
+        usable = sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = True  # multiprocessing skips a stderr without a descriptor by itself
+    if usable:
+        yield
+        return
+    saved = sys.stderr
+    with open(os.devnull, "w") as devnull:
+        sys.stderr = devnull
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+
+
+def _detach_from_terminal() -> None:
+    """Worker initializer: nothing a worker prints may land on the UI's terminal.
+
+    Results and exceptions travel back to the server through the pool's pipes.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)

@@ -51,7 +51,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class EmbeddedUvicorn(uvicorn.Server):
-    """A ``uvicorn.Server`` that leaves signals to its host (Textual owns the terminal)."""
+    """A ``uvicorn.Server`` that leaves signals to its host.
+
+    In the explorer Textual owns the terminal; standalone, ``serve`` installs its own
+    handlers (uvicorn's would re-raise the signal after shutdown, ending the process with
+    130 or death by SIGTERM instead of a clean exit).
+    """
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -62,16 +67,10 @@ class ServerHandle:
     """Start, address and stop one server instance on the running loop."""
 
     def __init__(
-        self,
-        settings: Settings,
-        app: FastAPI | None = None,
-        *,
-        handle_signals: bool = False,
-        access_log: bool = False,
+        self, settings: Settings, app: FastAPI | None = None, *, access_log: bool = False
     ) -> None:
         self.settings = settings
         self.app = app or create_app(settings)
-        self._handle_signals = handle_signals
         self._access_log = access_log
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -101,8 +100,7 @@ class ServerHandle:
             ws="websockets-sansio",
             timeout_graceful_shutdown=self.settings.graceful_timeout_s,
         )
-        server_class = uvicorn.Server if self._handle_signals else EmbeddedUvicorn
-        self._server = server = server_class(config)
+        self._server = server = EmbeddedUvicorn(config)
         self._task = asyncio.create_task(self._serve(server, sock), name="uvicorn")
         while not server.started:
             if self._task.done():
@@ -120,9 +118,17 @@ class ServerHandle:
             sock.close()
 
     async def wait(self) -> None:
-        """Until the server stops by itself (standalone: on SIGINT/SIGTERM)."""
+        """Until the server has stopped (after :meth:`request_stop`, or on its own)."""
         if self._task is not None:
             await self._task
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown; a second call stops waiting for connections."""
+        if self._server is None:
+            return
+        if self._server.should_exit:
+            self._server.force_exit = True
+        self._server.should_exit = True
 
     async def stop(self) -> None:
         """Graceful shutdown within ``graceful_timeout_s`` (+1 s), then cancel."""

@@ -1,0 +1,207 @@
+"""The app as a user meets it: the CLI, a real terminal, quitting, ports, leaks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from explorer.app import ExplorerApp
+from explorer.cli import build_parser, main
+from server.settings import Settings
+
+from .conftest import eventually
+from .ptyrun import PtyProcess
+
+EXPLORER = [sys.executable, "-m", "explorer.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/monitor", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+# -- in-process: start, serve, quit, leave nothing --------------------------------------
+
+
+def test_quit_leaves_no_task_thread_socket_or_process() -> None:
+    """Start on port 0, use the loop, threadpool and process pool, quit; compare to start.
+
+    Runs in a fresh interpreter (tests/leak_probe.py): the only honest baseline.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.leak_probe"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "fastasync-loop-watchdog" in report["threads_while_running"]
+    assert report["return_code"] == 0
+    assert report["quit_s"] < 3.0
+    assert report["tasks_left"] == []
+    assert report["threads_left"] == []
+    assert report["port_listening"] is False
+    # multiprocessing's resource tracker is one per interpreter and ends with it (its pipe
+    # is the only descriptor it holds here); the pool's worker processes must be gone.
+    assert [c for c in report["children_left"] if "resource_tracker" not in c] == []
+    assert len(report["fds_left"]) <= 1
+    assert all(fd.startswith("pipe:") for fd in report["fds_left"])
+
+
+async def test_port_in_use_ends_the_app_with_a_message(taken_port: int) -> None:
+    app = ExplorerApp(Settings(port=taken_port))
+    async with app.run_test(size=(120, 40)):
+        await eventually(lambda: app.return_code is not None, within=5)
+        # (read it here: leaving run_test calls exit() again, with code 0)
+        assert app.return_code == 2
+        assert f"Port {taken_port} on 127.0.0.1 is already in use" in str(app._exit_renderables)
+        assert not app.server.running
+
+
+# -- the CLI ----------------------------------------------------------------------------
+
+
+def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("--host", "--port", "--blocking", "serve", "bench", "blocking mode", "quit"):
+        assert word in text
+    serve_help = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+    assert "--port" in serve_help
+    assert "--access-log" in serve_help
+
+
+@pytest.mark.parametrize("argv", [["--port", "70000"], ["serve", "--port", "-1"]])
+def test_bad_port_is_a_message_not_a_traceback(argv: list[str]) -> None:
+    result = subprocess.run([*EXPLORER, *argv], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "--port must be 0 to 65535" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_answers_and_stops_cleanly_on_sigint_and_sigterm() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        port = free_port()
+        server = subprocess.Popen(
+            [*EXPLORER, "serve", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert wait_until(lambda p=port: port_answers(p), 20), "serve did not come up"
+            index = httpx.get(f"http://127.0.0.1:{port}/").json()
+            assert index["patterns"] == ["basics"]
+            server.send_signal(sig)
+            _, err = server.communicate(timeout=10)
+            assert server.returncode == 0, err
+            assert f"serving on http://127.0.0.1:{port}" in err
+            assert "Traceback" not in err
+            assert not port_answers(port)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.communicate()
+
+
+def test_serve_on_a_taken_port_says_so(taken_port: int) -> None:
+    result = subprocess.run(
+        [*EXPLORER, "serve", "--port", str(taken_port)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert f"Port {taken_port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_warns_when_bound_beyond_loopback() -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [*EXPLORER, "serve", "--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: port_answers(port), 20)
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=10)
+        assert "warning: listening on 0.0.0.0" in err
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+
+
+# -- a real terminal --------------------------------------------------------------------
+
+
+def test_tui_in_a_terminal_quits_within_3s_and_restores_it() -> None:
+    port = free_port()
+    tui = PtyProcess([*EXPLORER, "--port", str(port)])
+    try:
+        assert wait_until(lambda: port_answers(port), 30), tui.text()[-2000:]
+        assert tui.wait_for_output(b"fastasync-explorer", 10)
+        assert tui.wait_for_output(b"Basics", 10)
+        time.sleep(0.5)
+        pressed = time.monotonic()
+        tui.send(b"q")
+        code = tui.wait(5)
+        took = time.monotonic() - pressed
+        assert code == 0, tui.text()[-2000:]
+        assert took < 3.0
+        output = tui.output
+        assert b"Traceback" not in output
+        tail = output[output.rfind(b"\x1b[?1049h") :]
+        assert b"\x1b[?1049l" in tail  # left the alternate screen
+        assert b"\x1b[?25h" in tail  # cursor shown again
+        assert termios.tcgetattr(tui.slave) == tui.termios_before  # cooked mode is back
+        assert not port_answers(port)
+    finally:
+        tui.close()
+
+
+def test_tui_on_a_taken_port_prints_a_sentence_not_a_traceback(taken_port: int) -> None:
+    tui = PtyProcess([*EXPLORER, "--port", str(taken_port)])
+    try:
+        assert tui.wait(30) == 2
+        text = tui.text()
+        assert f"Port {taken_port} on 127.0.0.1 is already in use" in text
+        assert "Traceback" not in text
+        assert termios.tcgetattr(tui.slave) == tui.termios_before
+    finally:
+        tui.close()
