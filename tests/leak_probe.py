@@ -18,6 +18,7 @@ import httpx
 from explorer.app import ExplorerApp
 from explorer.panes.basics import BasicsPane
 from server.settings import Settings
+from tests.conftest import eventually
 
 
 def children() -> list[str]:
@@ -38,8 +39,7 @@ def children() -> list[str]:
 async def drive(report: dict[str, object]) -> None:
     app = ExplorerApp(Settings(port=0))
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.context is None or not app.query(BasicsPane):
-            await asyncio.sleep(0.02)
+        await eventually(lambda: app.context is not None and bool(app.query(BasicsPane)))
         report["port"] = app.server.port
         async with httpx.AsyncClient(base_url=app.server.url) as http:
             # Touch the loop, the threadpool and the process pool.
@@ -58,8 +58,7 @@ async def drive(report: dict[str, object]) -> None:
         report["threads_while_running"] = sorted(t.name for t in threading.enumerate())
         started = time.monotonic()
         await pilot.press("q")
-        while app.return_code is None and time.monotonic() - started < 10:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: app.return_code is not None, within=10)
         report["quit_s"] = time.monotonic() - started
         report["return_code"] = app.return_code
     current = asyncio.current_task()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -82,8 +83,6 @@ class PtyProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
         for fd in (self.slave, self.master):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._reader.join(timeout=2)
