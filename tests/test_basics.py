@@ -149,14 +149,14 @@ async def test_monitor_stream_sends_lag_windows_and_stalls(client: httpx.AsyncCl
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "hello"
     stall = events[-1][1]
-    assert stall["location"].startswith("server/routes/basics.py:")
+    assert str(stall["location"]).startswith("server/routes/basics.py:")
 
 
 # -- the pane (Pilot) -------------------------------------------------------------------
 
 
 async def started(app: ExplorerApp) -> None:
-    await eventually(lambda: app.context is not None and app.query(BasicsPane).results())
+    await eventually(lambda: app.context is not None and bool(app.query(BasicsPane)))
 
 
 def bars(app: ExplorerApp) -> tuple[str, ...]:
@@ -175,7 +175,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         assert bars(app) == ("ok", "ok", "ok")
         assert pane.summary is not None
         assert pane.summary.wall_s < 0.7
-        assert not pane.summary.stalls
+        assert not [s for s in pane.summary.stalls if s.route]  # the UI may repaint, though
 
         await pilot.press("b")
         assert app.blocking_switch.enabled

@@ -379,11 +379,17 @@ def describe(summary: BatchSummary) -> Text:
         text.append(f"  {summary.failures} failed", style="bold red")
     text.append("\nloop lag max ")
     text.append(f"{summary.lag_max_ms:.1f} ms", style="bold red" if summary.lag_max_ms > 50 else "")
-    if summary.stalls:
-        total = sum(s.duration_ms for s in summary.stalls)
-        where = next((s.location for s in summary.stalls if s.location), "unknown")
-        text.append(f" · {len(summary.stalls)} stalls, {total:.0f} ms in all, at ", style="")
+    in_requests = [s for s in summary.stalls if s.route]
+    elsewhere = [s for s in summary.stalls if not s.route]
+    if in_requests:
+        total = sum(s.duration_ms for s in in_requests)
+        where = next((s.location for s in in_requests if s.location), "an unsampled line")
+        text.append(f" · {len(in_requests)} stalls in handlers, {total:.0f} ms in all, at ")
         text.append(where, style="bold yellow")
     else:
-        text.append(" · no stalls", style="green")
+        text.append(" · no stall in the handlers", style="green")
+    if elsewhere:
+        # Outside any request: this UI's own rendering, a GC pass... the loop is shared.
+        total = sum(s.duration_ms for s in elsewhere)
+        text.append(f" (+{len(elsewhere)} outside requests, {total:.0f} ms)", style="dim")
     return text

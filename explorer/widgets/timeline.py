@@ -60,7 +60,7 @@ class Timeline(Widget):
     bars: reactive[tuple[Bar, ...]] = reactive(())
     now: reactive[float] = reactive(0.0)
     #: seconds the axis spans at least (grows to fit the longest bar)
-    span: reactive[float] = reactive(1.0)
+    span: reactive[float] = reactive(0.05)
 
     def watch_bars(self, old: tuple[Bar, ...], new: tuple[Bar, ...]) -> None:
         # Height follows the number of bars; relayout only when that changes.
