@@ -232,3 +232,32 @@ async def test_pane_switches_style_and_refuses_bad_input() -> None:
         assert set(bars(app)) == {"ok"}
         notes = {bar.note for bar in app.query_one(Timeline).bars}
         assert all(note.startswith("pid ") for note in notes)  # ran in worker processes
+
+
+async def test_inspector_folds_ui_stalls_into_one_row() -> None:
+    from explorer.widgets.stall_inspector import ELSEWHERE
+    from server.monitor import Stall
+
+    def stall(seq: int, location: str, route: str | None = None) -> Stall:
+        return Stall(seq, 0.0, 20.0 + seq, "cpu", location, route)
+
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(120, 40)):
+        await started(app)
+        inspector = app.query_one(StallInspector)
+        before = inspector.row_count
+        inspector.add_stalls(
+            [
+                stall(1001, "textual/_compositor.py:1 in render"),
+                stall(1002, "rich/text.py:2 in plain"),
+                stall(1003, "server/routes/basics.py:77 in async_sleep", "GET /basics/async"),
+                stall(1004, "server/work.py:12 in crunch"),  # server code, no request
+            ]
+        )
+        rows = {str(key.value) for key in inspector.rows}
+        assert {"1003", "1004", ELSEWHERE} <= rows
+        assert not {"1001", "1002"} & rows
+        assert inspector.row_count <= before + 3
+        summary = inspector.get_row(ELSEWHERE)
+        assert summary[0].endswith("2") or "×" in summary[0]
+        assert "rich/text.py:2 in plain" in summary[6]  # the worst one (22 ms)

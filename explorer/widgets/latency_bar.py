@@ -29,7 +29,8 @@ class LatencyBar(Horizontal):
     }
     LatencyBar > Label { width: auto; padding: 0 1; color: $text-muted; }
     LatencyBar > Sparkline { width: 1fr; min-width: 10; }
-    LatencyBar > #figures { width: auto; padding: 0 1; }
+    /* fixed width: a gauge that changes size would relayout the whole screen */
+    LatencyBar > #figures { width: 72; padding: 0 1; }
     """
 
     snapshot: reactive[MonitorSnapshot | None] = reactive(None, always_update=True)
@@ -44,7 +45,8 @@ class LatencyBar(Horizontal):
             return
         data = [w.lag.max for w in snapshot.windows] or [0.0]
         self.query_one(Sparkline).data = data
-        self.query_one("#figures", Static).update(self.describe(snapshot))
+        # layout=False: only this line repaints (a layout pass costs the loop ~20-50 ms).
+        self.query_one("#figures", Static).update(self.describe(snapshot), layout=False)
 
     @staticmethod
     def describe(snapshot: MonitorSnapshot) -> Text:
