@@ -31,11 +31,12 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,7 @@ async def main(idle: float) -> None:
         lag = monitor.lag(idle)
     finally:
         monitor.stop()
-    print(json.dumps({"p50": lag.p50, "p99": lag.p99, "max": lag.max, "samples": lag.samples}))
+    print(json.dumps({**lag.as_dict(), "samples": lag.samples}))
 
 asyncio.run(main(float(sys.argv[1])))
 """
@@ -99,6 +100,7 @@ class LoadResult:
     p99_ms: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
         return {
             "requests": self.requests,
             "errors": self.errors,
@@ -118,6 +120,7 @@ class IdleLag:
     samples: int
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
         return {"p50": self.p50, "p99": self.p99, "max": self.max, "samples": self.samples}
 
 
@@ -137,21 +140,25 @@ class StallRow:
 
     @property
     def missed(self) -> bool:
+        """True when the monitor reported no stall for this sleep."""
         return self.blocked_ms is None
 
     @property
     def error_vs_delay_pct(self) -> float | None:
+        """Relative error of blocked_ms against the requested sleep, in %."""
         if self.blocked_ms is None:
             return None
         return (self.blocked_ms - self.delay_s * 1000.0) / (self.delay_s * 1000.0) * 100.0
 
     @property
     def error_vs_handler_pct(self) -> float | None:
+        """Relative error of blocked_ms against the sleep the handler measured, in %."""
         if self.blocked_ms is None or self.handler_ms <= 0:
             return None
         return (self.blocked_ms - self.handler_ms) / self.handler_ms * 100.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
         return {
             "delay_ms": round(self.delay_s * 1000.0, 3),
             "handler_ms": round(self.handler_ms, 3),
@@ -200,20 +207,31 @@ def free_port() -> int:
 
 
 def base_url(port: int) -> str:
+    """The loopback URL of a child server on ``port``."""
     return f"http://127.0.0.1:{port}"
 
 
+def last_line(output: bytes) -> str:
+    """The last non-empty line of a child's output, terminal escape codes stripped."""
+    text = ANSI_RE.sub(b"", output).decode("utf-8", "replace")
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
 def wait_until_serving(
-    port: int, proc: subprocess.Popen[bytes], what: str, tail: PtyDrain | None = None
+    port: int, proc: subprocess.Popen[bytes], what: str, last_words: Callable[[], str]
 ) -> None:
-    """Poll ``GET /monitor`` until it answers 200; raise BenchError on exit or timeout."""
+    """Poll ``GET /monitor`` until it answers 200; raise BenchError on exit or timeout.
+
+    ``last_words`` returns the child's last line of output, to say why it failed.
+    """
     deadline = time.monotonic() + READY_TIMEOUT_S
     url = f"{base_url(port)}/monitor"
     with httpx.Client(timeout=1.0) as client:
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
-                detail = tail.last_line() if tail is not None else ""
+                detail = last_words()
                 raise BenchError(
                     f"{what} exited with code {code} before serving on port {port}"
                     + (f": {detail}" if detail else "")
@@ -222,8 +240,10 @@ def wait_until_serving(
                 if client.get(url).status_code == 200:
                     return
             time.sleep(0.1)
+    detail = last_words()
     raise BenchError(
         f"{what} did not answer GET /monitor on port {port} within {READY_TIMEOUT_S:.0f} s"
+        + (f" (last output: {detail})" if detail else "")
     )
 
 
@@ -272,6 +292,7 @@ class PtyDrain(threading.Thread):
         self._tail: deque[bytes] = deque(maxlen=64)
 
     def run(self) -> None:
+        """Read until the TUI closes the terminal or stop() is called."""
         # select() with a timeout rather than a bare blocking read, so stop() is honoured
         # promptly and the fd is never closed under a read in progress.
         while not self._halt.is_set():
@@ -287,33 +308,42 @@ class PtyDrain(threading.Thread):
             self._tail.append(data)
 
     def stop(self) -> None:
+        """Stop reading (within one select timeout) and wait for the thread."""
         self._halt.set()
         self.join(timeout=2.0)
 
     def last_line(self) -> str:
-        """The last non-empty line of terminal output, escape codes stripped."""
-        text = ANSI_RE.sub(b"", b"".join(self._tail)).decode("utf-8", "replace")
-        lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
-        return lines[-1][:200] if lines else ""
+        """The last non-empty line the TUI wrote (an exit message, typically)."""
+        return last_line(b"".join(self._tail))
 
 
 @contextlib.contextmanager
 def serve_process(port: int) -> Iterator[None]:
     """``fastasync-explorer serve`` on ``port``, serving when the block starts."""
     command = [sys.executable, "-m", "explorer.cli", "serve", "--port", str(port)]
-    # A session of its own: a Ctrl+C at the bench's terminal is handled by us, once.
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until_serving(port, proc, "fastasync-explorer serve")
-        yield
-    finally:
-        stop_process(proc, signal.SIGINT, group=True)
+    # The log goes to an anonymous temporary file: kept only to quote its last line if
+    # the server fails to start, and a file never blocks the writer the way a pipe can.
+    with tempfile.TemporaryFile() as log:
+
+        def last_words() -> str:
+            # pread, not seek+read: the child shares this file's offset and writes at it.
+            size = os.fstat(log.fileno()).st_size
+            start = max(0, size - 8192)
+            return last_line(os.pread(log.fileno(), size - start, start))
+
+        # A session of its own: a Ctrl+C at the bench's terminal is handled by us, once.
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until_serving(port, proc, "fastasync-explorer serve", last_words)
+            yield
+        finally:
+            stop_process(proc, signal.SIGINT, group=True)
 
 
 @contextlib.contextmanager
@@ -338,7 +368,7 @@ def explorer_process(port: int) -> Iterator[None]:
         slave = -1
         drain = PtyDrain(master)
         drain.start()
-        wait_until_serving(port, proc, "the explorer TUI", drain)
+        wait_until_serving(port, proc, "the explorer TUI", drain.last_line)
         time.sleep(SETTLE_S)
         yield
     finally:
@@ -496,7 +526,9 @@ def _await_stall(client: httpx.Client, after: int) -> tuple[list[dict[str, Any]]
 # -- orchestration -------------------------------------------------------------------------
 
 
-def _check_args(duration: float, connections: int, idle: float, rounds: int) -> None:
+def _check_args(
+    duration: float, connections: int, idle: float, rounds: int, json_path: str | None
+) -> None:
     if duration <= 0:
         raise BenchError("--duration must be positive")
     if connections < 1:
@@ -505,6 +537,9 @@ def _check_args(duration: float, connections: int, idle: float, rounds: int) -> 
         raise BenchError("--idle must be more than 0 and at most 60 seconds")
     if rounds < 1:
         raise BenchError("--rounds must be at least 1")
+    # Fail now rather than after a minute of measuring.
+    if json_path and not os.access(os.path.dirname(os.path.abspath(json_path)), os.W_OK):
+        raise BenchError(f"cannot write {json_path}: its directory is not writable")
 
 
 def measure(args: argparse.Namespace) -> BenchReport:
@@ -513,7 +548,7 @@ def measure(args: argparse.Namespace) -> BenchReport:
     connections = int(args.connections)
     idle = float(args.idle)
     rounds = int(getattr(args, "rounds", 2))
-    _check_args(duration, connections, idle, rounds)
+    _check_args(duration, connections, idle, rounds, getattr(args, "json", None))
     report = BenchReport()
     for n in range(1, rounds + 1):
         # Alternate so drift (thermal, other tenants) hits both sides alike.
@@ -560,6 +595,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def _spread_pct(results: Sequence[LoadResult]) -> float:
+    rps = [r.rps for r in results]
+    return (max(rps) - min(rps)) / statistics.median(rps) * 100.0
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -588,7 +628,8 @@ def render(report: BenchReport, args: argparse.Namespace) -> tuple[str, dict[str
         f"{args.duration:g} s after {WARMUP_S:g} s warm-up, {rounds} round(s), median"
     )
     headers = ["server", *(f"round {i + 1}" for i in range(rounds)), "median rps"]
-    headers += ["p50 ms", "p99 ms", "errors"]
+    # spread = (max - min) / median of the rounds: how much to trust a ratio near target
+    headers += ["spread %", "p50 ms", "p99 ms", "errors"]
     rows = []
     for name, results, median in (
         ("serve (no UI)", report.serve, serve_median),
@@ -599,6 +640,7 @@ def render(report: BenchReport, args: argparse.Namespace) -> tuple[str, dict[str
                 name,
                 *(f"{r.rps:.0f}" for r in results),
                 f"{median:.0f}",
+                f"{_spread_pct(results):.1f}",
                 f"{statistics.median(r.p50_ms for r in results):.2f}",
                 f"{statistics.median(r.p99_ms for r in results):.2f}",
                 str(sum(r.errors for r in results)),
@@ -685,6 +727,8 @@ def render(report: BenchReport, args: argparse.Namespace) -> tuple[str, dict[str
             "serve": [r.as_dict() for r in report.serve],
             "explorer": [r.as_dict() for r in report.explorer],
             "serve_median_rps": round(serve_median, 1),
+            "serve_spread_pct": round(_spread_pct(report.serve), 2),
+            "explorer_spread_pct": round(_spread_pct(report.explorer), 2),
             "explorer_median_rps": round(explorer_median, 1),
             "ratio": round(ratio, 4),
             "target": THROUGHPUT_TARGET,

@@ -73,6 +73,7 @@ class Tally:
     latencies_s: list[float] = field(default_factory=list)
 
     def in_window(self, t: float) -> bool:
+        """Whether an event at ``t`` (perf_counter) falls in the measured window."""
         return self.measure_from <= t < self.measure_until
 
 
@@ -161,7 +162,7 @@ async def worker(target: Target, tally: Tally) -> None:
                 writer.write(target.request)
                 # No drain(): one small request per round trip never fills the buffer.
                 status, keep_alive = await read_response(reader)
-            except (OSError, EOFError, asyncio.IncompleteReadError, ProtocolError):
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError):
                 done = clock()
                 if tally.in_window(done):
                     tally.errors += 1
@@ -223,6 +224,7 @@ async def run_load(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m explorer.loadgen``."""
     parser = argparse.ArgumentParser(
         prog="python -m explorer.loadgen",
         description="Closed-loop HTTP/1.1 keep-alive load; prints one JSON line of results.",

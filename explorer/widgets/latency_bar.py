@@ -15,11 +15,22 @@ def _ms(value: float) -> str:
     return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
 
 
+#: Sparkline scale (ms): a bar per step, so idle jitter below 1 ms stays flat and both a
+#: 20 ms hiccup and a 1 s stall show.
+LAG_STEPS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def lag_level(lag_ms: float) -> float:
+    """The sparkline height of one window's max lag: the number of steps it reaches."""
+    return float(sum(lag_ms >= step for step in LAG_STEPS_MS))
+
+
 class LatencyBar(Horizontal):
-    """Sparkline of per-window max lag plus the rolling figures.
+    """Sparkline of per-window max lag (log steps) plus the rolling figures.
 
     Fed a :class:`MonitorSnapshot` by the app's gauge timer; redraws only in
-    ``watch_snapshot``, and only the parts that changed.
+    ``watch_snapshot``, and only the parts whose drawing changes: every repaint is time
+    the shared loop does not serve requests.
     """
 
     DEFAULT_CSS = """
@@ -33,7 +44,13 @@ class LatencyBar(Horizontal):
     LatencyBar > #figures { width: 72; padding: 0 1; }
     """
 
-    snapshot: reactive[MonitorSnapshot | None] = reactive(None, always_update=True)
+    # repaint=False: the children repaint themselves, and only when their drawing changes
+    snapshot: reactive[MonitorSnapshot | None] = reactive(None, always_update=True, repaint=False)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._levels: list[float] = []
+        self._figures: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("loop lag")
@@ -43,10 +60,15 @@ class LatencyBar(Horizontal):
     def watch_snapshot(self, snapshot: MonitorSnapshot | None) -> None:
         if snapshot is None:
             return
-        data = [w.lag.max for w in snapshot.windows] or [0.0]
-        self.query_one(Sparkline).data = data
-        # layout=False: only this line repaints (a layout pass costs the loop ~20-50 ms).
-        self.query_one("#figures", Static).update(self.describe(snapshot), layout=False)
+        levels = [lag_level(w.lag.max) for w in snapshot.windows] or [0.0]
+        if levels != self._levels:
+            self._levels = levels
+            self.query_one(Sparkline).data = levels
+        figures = self.describe(snapshot)
+        if figures != self._figures:
+            self._figures = figures
+            # layout=False: only this line repaints (a layout pass costs ~20-50 ms).
+            self.query_one("#figures", Static).update(figures, layout=False)
 
     @staticmethod
     def describe(snapshot: MonitorSnapshot) -> Text:

@@ -65,9 +65,13 @@ def short_path(filename: str) -> str:
     return filename[len(best) + 1 :] if best else filename
 
 
+#: Project code that only passes control through (never the line to blame).
+_PASS_THROUGH = (_MONITOR_DIR, str(_SERVER_DIR / "middleware.py"))
+
+
 def is_project_file(filename: str) -> bool:
-    """True for this project's code, excluding the monitor's own modules."""
-    return filename.startswith(PROJECT_ROOTS) and not filename.startswith(_MONITOR_DIR)
+    """True for this project's code, excluding the monitor and its middleware."""
+    return filename.startswith(PROJECT_ROOTS) and not filename.startswith(_PASS_THROUGH)
 
 
 class RequestFrames:

@@ -106,7 +106,6 @@ class LoopMonitor:
                 self._record_stall,
                 poll_s=self.config.watchdog_poll_s,
                 sample_after_s=self.config.stall_threshold_s / 3,
-                resample_s=max(self.config.stall_threshold_s, 0.010),
             )
             self._watchdog.start()
         else:

@@ -2,9 +2,10 @@
 
 It never touches the loop. Every ``poll_s`` it reads the loop's busy-since timestamp
 (written by the selector wrapper, see :mod:`.activity`). When the loop has been busy for
-longer than ``sample_after_s`` it samples the loop thread's stack; it keeps sampling while
-the stall lasts, and when the loop thread reports the finished stretch (with its exact
-start and end) the stall is published with its true duration and the most sampled line.
+longer than ``sample_after_s`` it samples the loop thread's stack, and keeps sampling,
+spread over the stall's length, while it lasts. When the loop thread reports the finished
+stretch (with its exact start and end) the stall is published with its true duration and
+the most sampled line.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ class Watchdog(threading.Thread):
         *,
         poll_s: float,
         sample_after_s: float,
-        resample_s: float,
         max_samples: int = 64,
     ) -> None:
         super().__init__(name="fastasync-loop-watchdog", daemon=True)
@@ -81,7 +81,6 @@ class Watchdog(threading.Thread):
         self._publish = publish
         self._poll_s = poll_s
         self._sample_after_s = sample_after_s
-        self._resample_s = resample_s
         self._max_samples = max_samples
         self._stop_event = threading.Event()
         self._current: _InProgress | None = None
@@ -132,7 +131,9 @@ class Watchdog(threading.Thread):
             # Only trust the sample if the loop is still inside the same busy stretch.
             if sample is not None and activity.iteration == iteration:
                 current.samples.append(sample)
-            current.next_sample_at = now + self._resample_s
+            # Spread samples over the stall as it grows (about 16 whatever its length),
+            # so the line that takes the time outvotes the request's set-up around it.
+            current.next_sample_at = now + max(self._poll_s, (now - started) / 16)
 
     def _retire_current(self) -> None:
         """Keep the stretch that just ended until the loop thread reports its end."""
