@@ -91,6 +91,7 @@ class ExplorerApp(App[int]):
         self._stall_offset = (0, 0.0)
         self._last_toast = 0.0
         self._stopped = False
+        self._server_lost = False
         self.context: ExplorerContext | None = None
 
     # -- layout --------------------------------------------------------------------------
@@ -208,6 +209,11 @@ class ExplorerApp(App[int]):
         lines = self._log_handler.drain()
         if lines:
             self.query_one("#log-view", Log).write_lines(lines)
+        if not self._stopped and not self.server.running and not self._server_lost:
+            self._server_lost = True
+            top = self.query_one(TopBar)
+            top.warning = "⚠ the server stopped: see the log (l)"
+            self.notify(top.warning, severity="error", timeout=10)
 
     # -- blocking mode ---------------------------------------------------------------------
 

@@ -102,6 +102,7 @@ class ServerHandle:
         )
         self._server = server = EmbeddedUvicorn(config)
         self._task = asyncio.create_task(self._serve(server, sock), name="uvicorn")
+        self._task.add_done_callback(self._report_end)
         while not server.started:
             if self._task.done():
                 await self._task  # raises the startup error
@@ -116,6 +117,13 @@ class ServerHandle:
             raise ServerError("The app failed to start; see the log.") from None
         finally:
             sock.close()
+
+    def _report_end(self, task: asyncio.Task[None]) -> None:
+        """Never lose a server crash: log it (the UI's log pane shows it)."""
+        if task.cancelled():
+            log.warning("the server task was cancelled")
+        elif (error := task.exception()) is not None:
+            log.error("the server stopped with an error: %r", error, exc_info=error)
 
     async def wait(self) -> None:
         """Until the server has stopped (after :meth:`request_stop`, or on its own)."""

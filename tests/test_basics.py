@@ -261,3 +261,16 @@ async def test_inspector_folds_ui_stalls_into_one_row() -> None:
         summary = inspector.get_row(ELSEWHERE)
         assert summary[0].endswith("2") or "×" in summary[0]
         assert "rich/text.py:2 in plain" in summary[6]  # the worst one (22 ms)
+
+
+async def test_command_palette_toggles_blocking_mode() -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.1)
+        await pilot.press(*"toggle blocking")
+        await pilot.pause(0.4)
+        await pilot.press("enter")
+        await eventually(lambda: app.blocking_switch.enabled)
+        assert app.query_one("#main").has_class("-blocking")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ class HandlerStyle:
     lesson: str
     blocking_lesson: str = ""
 
+
+log = logging.getLogger("fastasync.explorer.basics")
 
 STYLES: tuple[HandlerStyle, ...] = (
     HandlerStyle(
@@ -299,10 +302,13 @@ class BasicsPane(PatternPane):
                 else:
                     note = "loop" if report["thread"] == "MainThread" else "threadpool"
                 bar = Bar(f"#{index + 1}", start, time.perf_counter() - began, "ok", note)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                # a refused connection, a 4xx/5xx, or a body that is not the report:
+                # a failed bar with its reason, never a crashed pane
                 failures += 1
                 end = time.perf_counter() - began
                 bar = Bar(f"#{index + 1}", start, end, "failed", type(exc).__name__)
+                log.warning("request #%d to %s failed: %s", index + 1, plan.style.path, exc)
             self.post_message(self.RequestDone(index, bar))
 
         await asyncio.gather(*(one(i) for i in range(plan.count)))
