@@ -171,34 +171,23 @@ class BasicsPane(PatternPane):
                 for index, style in enumerate(STYLES):
                     yield RadioButton(style.label, value=index == 0, id=f"style-{style.key}")
             with Vertical(id="params"):
-                with Horizontal():
-                    yield Label("requests")
-                    yield Input(
-                        "5",
-                        type="integer",
-                        id="count",
-                        validators=[Integer(1, self.MAX_REQUESTS)],
-                        tooltip=f"Concurrent requests, 1 to {self.MAX_REQUESTS}",
-                    )
-                    yield Button("Run", id="run", variant="primary")
-                with Horizontal(id="delay-row"):
-                    yield Label("delay (s)")
-                    yield Input(
-                        "0.2",
-                        type="number",
-                        id="delay",
-                        validators=[Number(0, routes.MAX_DELAY_S)],
-                        tooltip="Seconds each handler waits, 0 to 10",
-                    )
-                with Horizontal(id="work-row"):
-                    yield Label("work (n)")
-                    yield Input(
-                        "2000000",
-                        type="integer",
-                        id="work",
-                        validators=[Integer(1, routes.MAX_WORK)],
-                        tooltip="CPU steps per request, about 50 ns each",
-                    )
+                yield Horizontal(
+                    Label("requests"),
+                    _number_input("count", "5", 1, self.MAX_REQUESTS, "Concurrent requests"),
+                    Button("Run", id="run", variant="primary"),
+                )
+                yield Horizontal(
+                    Label("delay (s)"),
+                    _number_input(
+                        "delay", "0.2", 0, routes.MAX_DELAY_S, "Seconds each handler waits"
+                    ),
+                    id="delay-row",
+                )
+                yield Horizontal(
+                    Label("work (n)"),
+                    _number_input("work", "2000000", 1, routes.MAX_WORK, "CPU steps per request"),
+                    id="work-row",
+                )
                 yield Static(id="lesson")
         with VerticalScroll(id="timeline-box") as box:
             box.border_title = "requests on a time axis"
@@ -361,6 +350,18 @@ class BasicsPane(PatternPane):
         if blamed is not None and blamed.filename == handler.filename:
             handler = with_highlight(handler, blamed.lineno)
         return [handler, source_of(BasicsPane.send_batch, "client: this pane's worker")]
+
+
+def _number_input(input_id: str, value: str, low: float, high: float, meaning: str) -> Input:
+    """A validated numeric field: integers unless a bound is fractional."""
+    whole = all(float(bound).is_integer() for bound in (low, high)) and "." not in value
+    return Input(
+        value,
+        type="integer" if whole else "number",
+        id=input_id,
+        validators=[Integer(int(low), int(high)) if whole else Number(low, high)],
+        tooltip=f"{meaning}, {low:g} to {high:,g}",
+    )
 
 
 def describe(summary: BatchSummary) -> Text:
