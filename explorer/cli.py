@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from server import __version__
 from server.monitor import MonitorConfig
@@ -55,6 +57,14 @@ def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -
         action="store_true",
         default=default(False),
         help="start with blocking mode on",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default(None),
+        metavar="DIR",
+        help="where the app keeps its SQLite database and files "
+        "(default $XDG_DATA_HOME/fastasync-explorer, else ~/.local/share/fastasync-explorer)",
     )
     parser.add_argument(
         "--stall-threshold-ms",
@@ -112,7 +122,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.stall_threshold_ms <= 0:
         raise SystemExit("fastasync-explorer: --stall-threshold-ms must be positive")
     monitor = MonitorConfig(stall_threshold_s=args.stall_threshold_ms / 1000.0)
-    return Settings(host=args.host, port=args.port, blocking_mode=args.blocking, monitor=monitor)
+    settings = Settings(
+        host=args.host, port=args.port, blocking_mode=args.blocking, monitor=monitor
+    )
+    if args.data_dir is not None:
+        settings = replace(settings, data_dir=args.data_dir.expanduser().resolve())
+    return settings
 
 
 def warn_if_exposed(settings: Settings) -> None:

@@ -92,6 +92,9 @@ class ServerHandle:
         sock = bind_socket(self.settings.host, self.settings.port)
         self._socket = sock
         self.host, self.port = sock.getsockname()[:2]
+        # Patterns that call the server over real HTTP (simulated upstreams) need its
+        # address before the lifespan runs.
+        self.app.state.base_url = self.url
         config = uvicorn.Config(
             self.app,
             log_config=None,

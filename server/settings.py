@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .monitor import MonitorConfig
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def default_data_dir() -> Path:
+    """Where the app keeps its files: ``$XDG_DATA_HOME/fastasync-explorer``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "fastasync-explorer"
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,8 @@ class Settings:
     #: worker processes for offloaded CPU work (started on first use)
     cpu_workers: int = 2
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    #: server-owned files: the SQLite database (job history), generated samples
+    data_dir: Path = field(default_factory=default_data_dir)
 
     @property
     def is_loopback(self) -> bool:

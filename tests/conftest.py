@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,10 +15,23 @@ from server.runner import ServerHandle
 from server.settings import Settings
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Nothing a test runs (in-process or a child) writes into the user's data directory."""
+    home = tmp_path_factory.mktemp("xdg-data")
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(home)
+    yield home
+    if saved is None:
+        del os.environ["XDG_DATA_HOME"]
+    else:
+        os.environ["XDG_DATA_HOME"] = saved
+
+
 @pytest.fixture
-async def server() -> AsyncIterator[ServerHandle]:
-    """The app under uvicorn on this test's loop, on port 0."""
-    handle = ServerHandle(Settings(port=0))
+async def server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
+    """The app under uvicorn on this test's loop, on port 0, with its own data directory."""
+    handle = ServerHandle(Settings(port=0, data_dir=tmp_path / "data"))
     await handle.start()
     try:
         yield handle
