@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import (
     ContentSwitcher,
     Footer,
@@ -92,6 +93,8 @@ class ExplorerApp(App[int]):
         self._last_toast = 0.0
         self._stopped = False
         self._server_lost = False
+        self._panes_ready = False
+        self._gauge_timer: Timer | None = None
         self.context: ExplorerContext | None = None
 
     # -- layout --------------------------------------------------------------------------
@@ -142,17 +145,22 @@ class ExplorerApp(App[int]):
         self.blocking = self.blocking_switch.enabled
         self._unsubscribe = self.blocking_switch.subscribe(self._on_blocking_changed)
         switcher = self.query_one("#main", ContentSwitcher)
-        await switcher.mount_all([pane(self.context) for pane in PANES])
+        panes = [pane(self.context) for pane in PANES]
+        for pane in panes:
+            # ContentSwitcher hides only what it switches away from: start them hidden.
+            pane.display = self.current_slug == pane.SLUG
+        await switcher.mount_all(panes)
         code_view = CodeView(id="code")
         code_view.display = False
         await switcher.mount(code_view)
         switcher.current = f"pane-{self.current_slug}"
+        self._panes_ready = True
         self.call_after_refresh(self._startup_done, monitor)
 
     def _startup_done(self, monitor: MonitorSource) -> None:
         settle_heap()
         self._count_stalls_from_here(monitor)
-        self.set_interval(1.0 / self._gauge_hz, self.refresh_gauges)
+        self._gauge_timer = self.set_interval(1.0 / self._gauge_hz, self.refresh_gauges)
         self.refresh_gauges()
 
     def _count_stalls_from_here(self, monitor: MonitorSource) -> None:
@@ -178,7 +186,7 @@ class ExplorerApp(App[int]):
 
     def refresh_gauges(self) -> None:
         """Read the monitor in-process (no I/O) and hand the figures to the widgets."""
-        if self.context is None:
+        if self.context is None or self._stopped:
             return
         snapshot = self.context.monitor.snapshot()
         count, total = self._stall_offset
@@ -249,8 +257,11 @@ class ExplorerApp(App[int]):
             self.showing_code = False
 
     def watch_current_slug(self, slug: str) -> None:
-        if self.context is not None:
+        if self._panes_ready:
             self.query_one("#main", ContentSwitcher).current = f"pane-{slug}"
+            # keys and clicks both land here: keep the list's highlight in step
+            nav = self.query_one("#nav", OptionList)
+            nav.highlighted = nav.get_option_index(slug)
 
     def current_pane(self) -> PatternPane | None:
         panes = self.query(PatternPane).filter(f"#pane-{self.current_slug}")
@@ -291,7 +302,7 @@ class ExplorerApp(App[int]):
         self.showing_code = True
 
     def watch_showing_code(self, showing: bool) -> None:
-        if self.context is None:
+        if not self._panes_ready:
             return
         switcher = self.query_one("#main", ContentSwitcher)
         switcher.current = "code" if showing else f"pane-{self.current_slug}"
@@ -337,6 +348,8 @@ class ExplorerApp(App[int]):
         if self._stopped:
             return
         self._stopped = True
+        if self._gauge_timer is not None:
+            self._gauge_timer.stop()
         self.workers.cancel_all()
         if self._unsubscribe is not None:
             self._unsubscribe()

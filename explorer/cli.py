@@ -154,6 +154,8 @@ def run_serve(settings: Settings, access_log: bool) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
+    # one INFO line per outbound call (the simulated upstreams) would drown the rest
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     warn_if_exposed(settings)
 
     async def serve() -> None:

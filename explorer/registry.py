@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .panes.base import PatternPane
 from .panes.basics import BasicsPane
+from .panes.concurrency import ConcurrencyPane
+from .panes.tasks import TasksPane
 
-PANES: tuple[type[PatternPane], ...] = (BasicsPane,)
+PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane)
 
 
 def pane_for(slug: str) -> type[PatternPane]:

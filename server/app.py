@@ -12,14 +12,15 @@ from fastapi import FastAPI
 from . import __version__
 from .blocking import BlockingSwitch
 from .cpu_pool import CpuPool
+from .errors import install_error_handlers
 from .heap import settle_heap
 from .middleware import RequestAttribution
 from .monitor import LoopMonitor
-from .routes import basics, monitor
+from .routes import basics, concurrency, monitor, tasks
 from .settings import Settings
 
 #: Pattern routers in menu order; each module's name is its slug.
-PATTERN_ROUTERS = (basics,)
+PATTERN_ROUTERS = (basics, concurrency, tasks)
 
 
 @asynccontextmanager
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.blocking = BlockingSwitch(settings.blocking_mode)
     app.add_middleware(RequestAttribution)
+    install_error_handlers(app)
     app.include_router(monitor.router)
     for pattern in PATTERN_ROUTERS:
         app.include_router(pattern.router)

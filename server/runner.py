@@ -84,6 +84,11 @@ class ServerHandle:
         return f"http://{host}:{self.port}"
 
     @property
+    def shutdown_budget_s(self) -> float:
+        """The longest a graceful stop may take before the server task is cancelled."""
+        return self.settings.graceful_timeout_s + self.settings.job_grace_s + 1.0
+
+    @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
@@ -142,15 +147,13 @@ class ServerHandle:
         self._server.should_exit = True
 
     async def stop(self) -> None:
-        """Graceful shutdown within ``graceful_timeout_s`` (+1 s), then cancel."""
+        """Graceful shutdown within the settings' budget (+1 s), then cancel."""
         task, server = self._task, self._server
         if task is None or server is None:
             return
         server.should_exit = True
         try:
-            await asyncio.wait_for(
-                asyncio.shield(task), timeout=self.settings.graceful_timeout_s + 1.0
-            )
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.shutdown_budget_s)
         except TimeoutError:
             log.error("server did not stop in time; cancelling it")
             server.force_exit = True

@@ -25,8 +25,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     blocking_mode: bool = False
-    #: seconds uvicorn waits for open connections on shutdown before cancelling them
-    graceful_timeout_s: int = 2
+    #: Shutdown budget (quit must take seconds, not minutes): uvicorn first waits this
+    #: long for open requests (background tasks included) before cancelling them ...
+    graceful_timeout_s: int = 1
+    #: ... then the lifespan gives unfinished queued jobs this long before recording them
+    #: as cancelled. stop() bounds the whole at the sum plus one second.
+    job_grace_s: float = 1.0
     #: worker processes for offloaded CPU work (started on first use)
     cpu_workers: int = 2
     monitor: MonitorConfig = field(default_factory=MonitorConfig)

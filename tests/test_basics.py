@@ -274,3 +274,14 @@ async def test_command_palette_toggles_blocking_mode() -> None:
         await pilot.press("enter")
         await eventually(lambda: app.blocking_switch.enabled)
         assert app.query_one("#main").has_class("-blocking")
+
+
+@pytest.mark.parametrize("body", [b'{"enabled": NaN}', b'{"enabled": 1e999}', b'{"x": -Infinity}'])
+async def test_non_finite_numbers_get_a_422_not_a_500(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await client.put(
+        "/monitor/blocking", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]

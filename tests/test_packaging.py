@@ -22,7 +22,7 @@ async def main() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         while app.context is None:
             await pilot.pause(0.02)
-        assert app.query_one("#nav").styles.width.value == 20  # from app.tcss
+        assert app.query_one("#nav").styles.width.value == 23  # from app.tcss
         await pilot.press("q")
         while app.return_code is None:
             await pilot.pause(0.02)

@@ -16,6 +16,7 @@ import pytest
 
 from explorer.app import ExplorerApp
 from explorer.cli import main
+from explorer.registry import PANES
 from server.settings import Settings
 
 from .conftest import eventually
@@ -128,7 +129,7 @@ def test_serve_answers_and_stops_cleanly_on_sigint_and_sigterm() -> None:
         try:
             assert wait_until(lambda p=port: port_answers(p), 20), "serve did not come up"
             index = httpx.get(f"http://127.0.0.1:{port}/").json()
-            assert index["patterns"] == ["basics"]
+            assert index["patterns"] == [pane.SLUG for pane in PANES]
             server.send_signal(sig)
             _, err = server.communicate(timeout=10)
             assert server.returncode == 0, err

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Select
 
 from explorer.app import ExplorerApp
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
+from explorer.panes.concurrency import ConcurrencyPane
+from explorer.panes.tasks import TasksPane
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
 from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
@@ -107,5 +111,124 @@ def test_basics_pane_after_a_blocking_run(snap_compare: Any) -> None:
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await show_frozen_blocking_run(pilot, monitor)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+FROZEN_RACE = {
+    "strategy": "race",
+    "effective": "race",
+    "blocking_mode": False,
+    "wall_ms": 212.4,
+    "tasks": [
+        {
+            "index": 0,
+            "label": "up-0",
+            "start_ms": 0.3,
+            "end_ms": 212.1,
+            "state": "cancelled",
+            "error": "CancelledError: lost the race",
+            "finally_ms": 212.3,
+        },
+        {
+            "index": 1,
+            "label": "up-1",
+            "start_ms": 0.4,
+            "end_ms": 151.8,
+            "state": "ok",
+            "error": None,
+            "finally_ms": 151.9,
+        },
+        {
+            "index": 2,
+            "label": "up-2",
+            "start_ms": 0.5,
+            "end_ms": 212.2,
+            "state": "cancelled",
+            "error": "CancelledError: lost the race",
+            "finally_ms": 212.4,
+        },
+        {
+            "index": 3,
+            "label": "up-3",
+            "start_ms": 0.6,
+            "end_ms": 96.0,
+            "state": "failed",
+            "error": "HTTPStatusError: upstream up-3 failed (simulated)",
+            "finally_ms": 96.1,
+        },
+    ],
+    "ok": 1,
+    "failed": 1,
+    "cancelled": 2,
+    "winner": 1,
+    "completion_order": [3, 1],
+    "error": None,
+    "note": "up-1 won after 152 ms; the two losers were cancelled and their finally "
+    "blocks ran within 1 ms.",
+}
+
+
+def test_concurrency_pane_after_a_race(snap_compare: Any, tmp_path: Path) -> None:
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(ConcurrencyPane):
+            await pilot.pause(0.02)
+        await pilot.press("2")
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(ConcurrencyPane)
+        pane.strategy_key = "race"
+        pane.query_one(Select).value = "race"
+        pane.report = FROZEN_RACE
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def frozen_job(job_id: int, kind: str, state: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "kind": kind,
+        "origin": "background",
+        "state": state,
+        "created_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": extra.get("duration_ms"),
+        "error": extra.get("error"),
+        "request_id": "r1",
+        "response_sent_ms": extra.get("after"),
+    }
+
+
+def test_tasks_pane_with_a_failed_job(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(TasksPane):
+            await pilot.pause(0.02)
+        await pilot.press("3")
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(TasksPane)
+        while not pane.connected:
+            await pilot.pause(0.02)
+        for job in (
+            frozen_job(1, "sleep", "done", duration_ms=500.4, after=0.6),
+            frozen_job(
+                2,
+                "fail",
+                "failed",
+                duration_ms=501.0,
+                after=501.3,
+                error="ValueError: simulated failure in job 2",
+            ),
+            frozen_job(3, "sleep", "running", after=1002.0),
+        ):
+            pane.post_message(TasksPane.StreamEvent("job", job))
+        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

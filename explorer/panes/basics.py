@@ -18,13 +18,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.validation import Integer, Number
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from server.monitor import Stall
 from server.routes import basics as routes
 
 from ..code_source import SourceBlock, source_of, with_highlight
+from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.timeline import Bar, Timeline
 from .base import PatternPane
 
@@ -173,19 +173,19 @@ class BasicsPane(PatternPane):
             with Vertical(id="params"):
                 yield Horizontal(
                     Label("requests"),
-                    _number_input("count", "5", 1, self.MAX_REQUESTS, "Concurrent requests"),
+                    number_input("count", "5", 1, self.MAX_REQUESTS, "Concurrent requests"),
                     Button("Run", id="run", variant="primary"),
                 )
                 yield Horizontal(
                     Label("delay (s)"),
-                    _number_input(
+                    number_input(
                         "delay", "0.2", 0, routes.MAX_DELAY_S, "Seconds each handler waits"
                     ),
                     id="delay-row",
                 )
                 yield Horizontal(
                     Label("work (n)"),
-                    _number_input("work", "2000000", 1, routes.MAX_WORK, "CPU steps per request"),
+                    number_input("work", "2000000", 1, routes.MAX_WORK, "CPU steps per request"),
                     id="work-row",
                 )
                 yield Static(id="lesson")
@@ -235,16 +235,12 @@ class BasicsPane(PatternPane):
         style = STYLE_BY_KEY[self.style_key]
         count_input = self.query_one("#count", Input)
         value_input = self.query_one("#delay" if style.parameter == "delay" else "#work", Input)
-        for field in (count_input, value_input):
-            result = field.validate(field.value)
-            if result is not None and not result.is_valid:
-                self.notify(
-                    f"{field.tooltip}: {'; '.join(result.failure_descriptions)}",
-                    title="Invalid input",
-                    severity="error",
-                )
-                field.focus()
-                return None
+        problems = invalid_fields(count_input, value_input)
+        if problems:
+            field, reason = problems[0]
+            self.notify(reason, title="Invalid input", severity="error")
+            field.focus()
+            return None
         count = int(count_input.value)
         value: float | int = (
             float(value_input.value) if style.parameter == "delay" else int(value_input.value)
@@ -350,18 +346,6 @@ class BasicsPane(PatternPane):
         if blamed is not None and blamed.filename == handler.filename:
             handler = with_highlight(handler, blamed.lineno)
         return [handler, source_of(BasicsPane.send_batch, "client: this pane's worker")]
-
-
-def _number_input(input_id: str, value: str, low: float, high: float, meaning: str) -> Input:
-    """A validated numeric field: integers unless a bound is fractional."""
-    whole = all(float(bound).is_integer() for bound in (low, high)) and "." not in value
-    return Input(
-        value,
-        type="integer" if whole else "number",
-        id=input_id,
-        validators=[Integer(int(low), int(high)) if whole else Number(low, high)],
-        tooltip=f"{meaning}, {low:g} to {high:,g}",
-    )
 
 
 def describe(summary: BatchSummary) -> Text:

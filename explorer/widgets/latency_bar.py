@@ -6,7 +6,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Label, Sparkline, Static
+from textual.widget import Widget
+from textual.widgets import Label, Static
 
 from server.monitor import MonitorSnapshot
 
@@ -20,9 +21,37 @@ def _ms(value: float) -> str:
 LAG_STEPS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
-def lag_level(lag_ms: float) -> float:
+def lag_level(lag_ms: float) -> int:
     """The sparkline height of one window's max lag: the number of steps it reaches."""
-    return float(sum(lag_ms >= step for step in LAG_STEPS_MS))
+    return sum(lag_ms >= step for step in LAG_STEPS_MS)
+
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+class LagSparkline(Widget):
+    """One cell per window, newest on the right, on an absolute log scale.
+
+    (Textual's Sparkline scales between the series' own min and max, so an idle loop
+    whose windows are all equal would draw as a full bar.)
+    """
+
+    DEFAULT_CSS = """
+    LagSparkline { height: 1; }
+    """
+
+    levels: reactive[tuple[int, ...]] = reactive(())
+
+    def render(self) -> Text:
+        width = self.size.width
+        shown = self.levels[-width:] if width else ()
+        text = Text(" " * (width - len(shown)), no_wrap=True)
+        top = len(LAG_STEPS_MS)
+        for level in shown:
+            block = _BLOCKS[max(1, round(level / top * (len(_BLOCKS) - 1)))]
+            style = "green" if level <= 1 else "yellow" if level <= 4 else "bold red"
+            text.append(block, style=style)
+        return text
 
 
 class LatencyBar(Horizontal):
@@ -39,7 +68,7 @@ class LatencyBar(Horizontal):
         background: $boost;
     }
     LatencyBar > Label { width: auto; padding: 0 1; color: $text-muted; }
-    LatencyBar > Sparkline { width: 1fr; min-width: 10; }
+    LatencyBar > LagSparkline { width: 1fr; min-width: 10; }
     /* fixed width: a gauge that changes size would relayout the whole screen */
     LatencyBar > #figures { width: 72; padding: 0 1; }
     """
@@ -49,21 +78,21 @@ class LatencyBar(Horizontal):
 
     def __init__(self) -> None:
         super().__init__()
-        self._levels: list[float] = []
+        self._levels: tuple[int, ...] = ()
         self._figures: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("loop lag")
-        yield Sparkline([0.0], summary_function=max, id="lag-sparkline")
+        yield LagSparkline(id="lag-sparkline")
         yield Static(id="figures")
 
     def watch_snapshot(self, snapshot: MonitorSnapshot | None) -> None:
         if snapshot is None:
             return
-        levels = [lag_level(w.lag.max) for w in snapshot.windows] or [0.0]
+        levels = tuple(lag_level(w.lag.max) for w in snapshot.windows)
         if levels != self._levels:
             self._levels = levels
-            self.query_one(Sparkline).data = levels
+            self.query_one(LagSparkline).levels = levels
         figures = self.describe(snapshot)
         if figures != self._figures:
             self._figures = figures

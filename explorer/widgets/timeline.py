@@ -68,7 +68,7 @@ class Timeline(Widget):
             self.refresh(layout=True)
 
     LABEL_WIDTH = 5
-    FIGURE_WIDTH = 24
+    FIGURE_WIDTH = 30
 
     def render(self) -> Text:
         width = max(10, self.size.width - self.LABEL_WIDTH - self.FIGURE_WIDTH - 2)
