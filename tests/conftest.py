@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,33 @@ import pytest
 from server.monitor import LoopMonitor
 from server.runner import ServerHandle
 from server.settings import Settings
+
+#: asyncio reports these by logging (when a task or coroutine is garbage collected), not
+#: with a warning, so ``filterwarnings = error`` alone would never see them.
+LEAK_MESSAGES = ("Task was destroyed but it is pending", "was never awaited")
+
+
+class _LeakWatcher(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(leak in message for leak in LEAK_MESSAGES):
+            self.seen.append(message[:300])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_destroyed_pending_tasks() -> Iterator[None]:
+    """Fail the run if asyncio ever reports a task destroyed while pending."""
+    watcher = _LeakWatcher()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(watcher)
+    yield
+    gc.collect()
+    logger.removeHandler(watcher)
+    assert not watcher.seen, watcher.seen
 
 
 @pytest.fixture(autouse=True, scope="session")
