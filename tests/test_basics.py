@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 from textual.widgets import Input, RadioButton
 
 from explorer.app import ExplorerApp
@@ -129,17 +129,13 @@ async def test_monitor_stream_sends_lag_windows_and_stalls(client: httpx.AsyncCl
     events: list[tuple[str, dict[str, object]]] = []
 
     async def read() -> None:
-        async with client.stream("GET", "/monitor/stream") as response:
-            assert response.headers["content-type"].startswith("text/event-stream")
-            event = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    event = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    data = json.loads(line.removeprefix("data: "))
-                    events.append((event, data))
-                    if event == "stall" and data["route"] == "GET /basics/blocking":
-                        return
+        async with aconnect_sse(client, "GET", "/monitor/stream") as source:
+            assert source.response.headers["content-type"].startswith("text/event-stream")
+            async for event in source.aiter_sse():
+                data = event.json()
+                events.append((event.event, data))
+                if event.event == "stall" and data["route"] == "GET /basics/blocking":
+                    return
 
     reader = asyncio.create_task(read())
     await eventually(lambda: any(kind == "lag" for kind, _ in events))

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -302,16 +303,12 @@ async def test_stream_sends_a_snapshot_then_each_change(
         )
 
     async def read() -> None:
-        async with client.stream("GET", "/tasks/stream") as response:
-            assert response.headers["content-type"].startswith("text/event-stream")
-            event = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    event = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    events.append((event, json.loads(line.removeprefix("data: "))))
-                    if done():
-                        return
+        async with aconnect_sse(client, "GET", "/tasks/stream") as source:
+            assert source.response.headers["content-type"].startswith("text/event-stream")
+            async for event in source.aiter_sse():
+                events.append((event.event, event.json()))
+                if done():
+                    return
 
     reader = asyncio.create_task(read())
     try:
