@@ -183,7 +183,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         assert pane.summary.wall_s >= 0.58  # three 0.2 s sleeps, one after another
         # Two handlers can run back to back in one loop iteration: that is one longer stall.
         mine = [s for s in pane.summary.stalls if s.route == "GET /basics/async"]
-        assert 1 <= len(mine) <= 3
+        assert len(mine) in {1, 2, 3}
         assert sum(s.blocked_ms for s in mine) >= 0.99 * 600
         inspector = app.query_one(StallInspector)
         await eventually(lambda: inspector.row_count >= 3)
