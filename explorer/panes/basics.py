@@ -26,6 +26,7 @@ from server.routes import basics as routes
 from ..code_source import SourceBlock, source_of, with_highlight
 from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.timeline import Bar, Timeline
+from ..wording import counted
 from .base import PatternPane
 
 
@@ -375,7 +376,8 @@ def describe(summary: BatchSummary) -> Text:
     if in_requests:
         total = sum(s.duration_ms for s in in_requests)
         where = next((s.location for s in in_requests if s.location), "an unsampled line")
-        text.append(f" · {len(in_requests)} stalls in handlers, {total:.0f} ms in all, at ")
+        stalls = counted(len(in_requests), "stall")
+        text.append(f" · {stalls} in handlers, {total:.0f} ms in all, at ")
         text.append(where, style="bold yellow")
     else:
         text.append(" · no stall in the handlers", style="green")

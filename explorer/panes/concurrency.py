@@ -22,6 +22,7 @@ from server.routes import concurrency as routes
 from ..code_source import SourceBlock, source_of
 from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.timeline import Bar, BarState, Timeline
+from ..wording import counted
 from .base import PatternPane
 
 
@@ -381,7 +382,7 @@ def describe(report: dict[str, Any], lag_max_ms: float, stalls: list[Stall]) -> 
     text.append(f"{lag_max_ms:.1f} ms", style="bold red" if lag_max_ms > 50 else "")
     in_requests = [s for s in stalls if s.route]
     if in_requests:
-        text.append(f" · {len(in_requests)} stalls in handlers", style="bold red")
+        text.append(f" · {counted(len(in_requests), 'stall')} in handlers", style="bold red")
     else:
         text.append(" · no stall in the handlers", style="green")
     return text
