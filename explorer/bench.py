@@ -547,7 +547,7 @@ def measure(args: argparse.Namespace) -> BenchReport:
     duration = float(args.duration)
     connections = int(args.connections)
     idle = float(args.idle)
-    rounds = int(getattr(args, "rounds", 2))
+    rounds = int(args.rounds)
     _check_args(duration, connections, idle, rounds, getattr(args, "json", None))
     report = BenchReport()
     for n in range(1, rounds + 1):

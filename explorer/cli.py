@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--connections", type=int, default=32, help="concurrent load connections")
     bench.add_argument("--idle", type=float, default=5.0, help="seconds of idle-lag sampling")
     bench.add_argument(
-        "--rounds", type=int, default=2, help="serve/explorer throughput pairs (median is kept)"
+        "--rounds", type=int, default=3, help="serve/explorer throughput pairs (median is kept)"
     )
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return parser
