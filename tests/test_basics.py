@@ -269,7 +269,7 @@ async def test_command_palette_toggles_blocking_mode() -> None:
         await pilot.pause(0.4)
         await pilot.press("enter")
         await eventually(lambda: app.blocking_switch.enabled)
-        assert app.query_one("#main").has_class("-blocking")
+        assert app.query_one(BasicsPane).styles.inline.has_rule("border_top")  # red border
 
 
 @pytest.mark.parametrize("body", [b'{"enabled": NaN}', b'{"enabled": 1e999}', b'{"x": -Infinity}'])
