@@ -186,8 +186,8 @@ class ExplorerApp(App[int]):
 
     def refresh_gauges(self) -> None:
         """Read the monitor in-process (no I/O) and hand the figures to the widgets."""
-        if self.context is None or self._stopped:
-            return
+        if self.context is None or self._stopped or not self.query(LatencyBar):
+            return  # not started, or the screen is being torn down before on_unmount
         snapshot = self.context.monitor.snapshot()
         count, total = self._stall_offset
         self.query_one(LatencyBar).snapshot = replace(
