@@ -95,6 +95,7 @@ class ExplorerApp(App[int]):
         self._server_lost = False
         self._panes_ready = False
         self._gauge_timer: Timer | None = None
+        self._gauges: tuple[LatencyBar, StallInspector, Log, TopBar] | None = None
         self.context: ExplorerContext | None = None
 
     # -- layout --------------------------------------------------------------------------
@@ -160,6 +161,13 @@ class ExplorerApp(App[int]):
     def _startup_done(self, monitor: MonitorSource) -> None:
         settle_heap()
         self._count_stalls_from_here(monitor)
+        # Found once: the gauge timer runs 4 times a second, and every query walks the DOM.
+        self._gauges = (
+            self.query_one(LatencyBar),
+            self.query_one(StallInspector),
+            self.query_one("#log-view", Log),
+            self.query_one(TopBar),
+        )
         self._gauge_timer = self.set_interval(1.0 / self._gauge_hz, self.refresh_gauges)
         self.refresh_gauges()
 
@@ -186,11 +194,15 @@ class ExplorerApp(App[int]):
 
     def refresh_gauges(self) -> None:
         """Read the monitor in-process (no I/O) and hand the figures to the widgets."""
-        if self.context is None or self._stopped or not self.query(LatencyBar):
-            return  # not started, or the screen is being torn down before on_unmount
+        gauges = self._gauges
+        if self.context is None or self._stopped or gauges is None:
+            return
+        latency_bar, inspector, log_view, top_bar = gauges
+        if not latency_bar.is_mounted:
+            return  # the screen is being torn down, before on_unmount stops this timer
         snapshot = self.context.monitor.snapshot()
         count, total = self._stall_offset
-        self.query_one(LatencyBar).snapshot = replace(
+        latency_bar.snapshot = replace(
             snapshot,
             stall_count=snapshot.stall_count - count,
             stall_total_ms=snapshot.stall_total_ms - total,
@@ -198,7 +210,7 @@ class ExplorerApp(App[int]):
         new = [s for s in snapshot.stalls if s.seq > self._last_stall_seq]
         if new:
             self._last_stall_seq = new[-1].seq
-            self.query_one(StallInspector).add_stalls(new)
+            inspector.add_stalls(new)
             # One toast per refresh, for stalls a request caused; the rest are in the table.
             in_requests = [s for s in new if s.route]
             now = time.monotonic()
@@ -216,12 +228,11 @@ class ExplorerApp(App[int]):
                 )
         lines = self._log_handler.drain()
         if lines:
-            self.query_one("#log-view", Log).write_lines(lines)
-        if not self._stopped and not self.server.running and not self._server_lost:
+            log_view.write_lines(lines)
+        if not self.server.running and not self._server_lost:
             self._server_lost = True
-            top = self.query_one(TopBar)
-            top.warning = "⚠ the server stopped: see the log (l)"
-            self.notify(top.warning, severity="error", timeout=10)
+            top_bar.warning = "⚠ the server stopped: see the log (l)"
+            self.notify(top_bar.warning, severity="error", timeout=10)
 
     # -- blocking mode ---------------------------------------------------------------------
 
