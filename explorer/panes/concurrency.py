@@ -372,12 +372,13 @@ _FIELDS: dict[str, type] = {
 def describe(report: dict[str, Any], lag_max_ms: float, stalls: list[Stall]) -> Text:
     """What happened, why, and what the loop went through meanwhile."""
     text = Text()
-    if report.get("blocking_mode"):
+    note = str(report.get("note", ""))
+    if report.get("blocking_mode") and not note.startswith("Blocking mode"):
         text.append("blocking mode · ", style="bold red")
     if report.get("error"):
         text.append(str(report["error"]), style="bold yellow")
         text.append("\n")
-    text.append(str(report.get("note", "")))
+    text.append(note)
     text.append("\nloop lag max ")
     text.append(f"{lag_max_ms:.1f} ms", style="bold red" if lag_max_ms > 50 else "")
     in_requests = [s for s in stalls if s.route]
