@@ -197,9 +197,9 @@ class ExplorerApp(App[int]):
         gauges = self._gauges
         if self.context is None or self._stopped or gauges is None:
             return
+        # The widgets are held, not queried: this timer can still fire while the app tears
+        # them down (before on_unmount stops it), and updating a removed widget is harmless.
         latency_bar, inspector, log_view, top_bar = gauges
-        if not latency_bar.is_mounted:
-            return  # the screen is being torn down, before on_unmount stops this timer
         snapshot = self.context.monitor.snapshot()
         count, total = self._stall_offset
         latency_bar.snapshot = replace(

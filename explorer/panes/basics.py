@@ -260,12 +260,13 @@ class BasicsPane(PatternPane):
         delay = plan.params.get("delay")
         timeline.span = max(0.05, float(delay)) if isinstance(delay, float) else 0.05
         timeline.now = 0.0
-        self._ticker = self.set_interval(0.1, self._tick)
+        # the ticker holds its timeline: a timer may fire while the pane is torn down
+        self._ticker = self.set_interval(0.1, lambda: self._tick(timeline))
         self.query_one("#summary", Static).update(Text("running…", style="dim italic"))
         self.send_batch(plan)
 
-    def _tick(self) -> None:
-        self.query_one(Timeline).now = time.perf_counter() - self._batch_began
+    def _tick(self, timeline: Timeline) -> None:
+        timeline.now = time.perf_counter() - self._batch_began
 
     @work(exclusive=True, group="basics-batch")
     async def send_batch(self, plan: BatchPlan) -> None:

@@ -287,15 +287,15 @@ class ConcurrencyPane(PatternPane):
         self.running = True
         self._began = time.perf_counter()
         self._began_wall = time.time()
-        self._ticker = self.set_interval(0.1, self._tick)
+        # the ticker holds its label: a timer may fire while the pane is torn down
+        summary = self.query_one("#summary", Static)
+        self._ticker = self.set_interval(0.1, lambda: self._tick(summary))
         self.query_one("#summary", Static).update(Text("running…", style="dim italic"))
         self.run_strategy(body)
 
-    def _tick(self) -> None:
+    def _tick(self, summary: Static) -> None:
         elapsed = time.perf_counter() - self._began
-        self.query_one("#summary", Static).update(
-            Text(f"running… {elapsed:.1f} s", style="dim italic"), layout=False
-        )
+        summary.update(Text(f"running… {elapsed:.1f} s", style="dim italic"), layout=False)
 
     def keep_current(self) -> None:
         """Keep the current run under the live one, to compare strategies."""

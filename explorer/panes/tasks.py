@@ -130,6 +130,12 @@ class TasksPane(PatternPane):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.jobs: dict[int, dict[str, Any]] = {}
+        # Held, not queried: the live feed updates them whenever an event arrives, possibly
+        # while the app tears its widgets down.
+        self._counts = Static(id="counts")
+        self._table: DataTable[str | Text] = DataTable(
+            id="jobs", cursor_type="row", zebra_stripes=True
+        )
         self.queue_info: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -147,11 +153,11 @@ class TasksPane(PatternPane):
                     variant="primary" if action.key == "background" else "default",
                 )
         yield Static(id="lesson")
-        yield Static(id="counts")
-        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield self._counts
+        yield self._table
 
     def on_mount(self) -> None:
-        table = self.query_one("#jobs", DataTable)
+        table = self._table
         for column in ("job", "origin", "kind", "state", "took", "after response", "error"):
             table.add_column(column, key=column)
         self.context.blocking.subscribe(lambda _: self._show_lesson())
@@ -192,7 +198,7 @@ class TasksPane(PatternPane):
             self._show_counts()
 
     def _upsert(self, job: dict[str, Any]) -> None:
-        table = self.query_one("#jobs", DataTable)
+        table = self._table
         key = str(job["id"])
         cells = _cells(job)
         if job["id"] in self.jobs:
@@ -219,7 +225,7 @@ class TasksPane(PatternPane):
             text.append(f"{counts[state]}  ", style=_STATE_STYLE[state])
         if not self.connected:
             text.append("· live feed reconnecting…", style="bold yellow")
-        self.query_one("#counts", Static).update(text, layout=False)
+        self._counts.update(text, layout=False)
 
     # -- buttons -------------------------------------------------------------------------
 

@@ -80,11 +80,15 @@ class LatencyBar(Horizontal):
         super().__init__()
         self._levels: tuple[int, ...] = ()
         self._figures: Text | None = None
+        # Held, not queried: updates arrive from a timer, possibly while the app tears its
+        # widgets down (children first), and a query would then find nothing and raise.
+        self._sparkline = LagSparkline(id="lag-sparkline")
+        self._figures_view = Static(id="figures")
 
     def compose(self) -> ComposeResult:
         yield Label("loop lag")
-        yield LagSparkline(id="lag-sparkline")
-        yield Static(id="figures")
+        yield self._sparkline
+        yield self._figures_view
 
     def watch_snapshot(self, snapshot: MonitorSnapshot | None) -> None:
         if snapshot is None:
@@ -92,12 +96,12 @@ class LatencyBar(Horizontal):
         levels = tuple(lag_level(w.lag.max) for w in snapshot.windows)
         if levels != self._levels:
             self._levels = levels
-            self.query_one(LagSparkline).levels = levels
+            self._sparkline.levels = levels
         figures = self.describe(snapshot)
         if figures != self._figures:
             self._figures = figures
             # layout=False: only this line repaints (a layout pass costs ~20-50 ms).
-            self.query_one("#figures", Static).update(figures, layout=False)
+            self._figures_view.update(figures, layout=False)
 
     @staticmethod
     def describe(snapshot: MonitorSnapshot) -> Text:
