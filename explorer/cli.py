@@ -15,6 +15,9 @@ from server import __version__
 from server.monitor import MonitorConfig
 from server.settings import Settings
 
+from .report.cli import add_arguments as add_report_arguments
+from .report.cli import run_report_command
+
 EPILOG = """\
 keys in the explorer:
   b  blocking mode on/off       c  code of the handler that ran
@@ -27,6 +30,7 @@ examples:
   fastasync-explorer --port 0              any free port (shown in the title bar)
   fastasync-explorer serve --port 8000     the same app without the UI, for curl
   fastasync-explorer bench                 throughput and lag figures, side by side
+  fastasync-explorer report --out DIR      every pattern right vs pitfall, as Markdown + JSON
 """
 
 
@@ -113,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds", type=int, default=3, help="serve/explorer throughput pairs (median is kept)"
     )
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+    report = commands.add_parser(
+        "report",
+        help="run every pattern right and as its pitfall, headless; write Markdown + JSON",
+        description="Run each pattern's scenario against the embedded server with no UI, "
+        "once right and once with blocking mode on, and write report.md and report.json: "
+        "wall time, requests/s, loop lag, stalls and where they came from, memory, and the "
+        "ratio pitfall ÷ right. Exits 1 if a scenario errors.",
+    )
+    _add_server_options(report, sub=True)
+    add_report_arguments(report)
     return parser
 
 
@@ -184,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from(args)
     if args.command == "serve":
         return run_serve(settings, args.access_log)
+    if args.command == "report":
+        return run_report_command(args, settings)
     if args.command == "bench":
         from .bench import run_bench
 

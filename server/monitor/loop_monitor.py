@@ -198,6 +198,18 @@ class LoopMonitor:
         horizon = self.loop.time() - (window_s or self.config.rolling_s)
         return LagStats.of([lag for t, lag in list(self._lags_ms) if t >= horizon])
 
+    def lag_since(self, loop_time: float) -> LagStats:
+        """Lag percentiles of the samples taken since ``loop_time`` (a ``loop.time()``).
+
+        Only the last ``rolling_s`` seconds are kept: size it for the longest window read.
+        """
+        return LagStats.of([lag for t, lag in list(self._lags_ms) if t >= loop_time])
+
+    def last_stall_seq(self) -> int:
+        """The sequence number of the newest stall recorded (0 before the first)."""
+        with self._stall_lock:
+            return self.stalls[-1].seq if self.stalls else 0
+
     def utilization(self, window_s: float = 1.0) -> float | None:
         """Busy share of the loop over about the last ``window_s`` seconds, up to now.
 

@@ -1,0 +1,67 @@
+"""A scenario: one workload, run once with blocking mode off (right) and once on (pitfall)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from server.runner import ServerHandle
+
+
+class ScenarioError(Exception):
+    """The scenario saw something it did not expect (a status, a lost answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a form of a scenario did: requests answered, and one line about the result."""
+
+    requests: int
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRun:
+    """What a scenario gets to work with: a client of the embedded server, and the form."""
+
+    http: httpx.AsyncClient
+    server: ServerHandle
+    pitfall: bool
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+
+ScenarioFunction = Callable[[ScenarioRun], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A pattern's workload; blocking mode switches the server to the pitfall form."""
+
+    pattern: str
+    name: str
+    right: str
+    pitfall: str
+    run: ScenarioFunction
+    #: run before each form, unmeasured: first-use costs (a process pool starting) are
+    #: not what the scenario compares
+    warmup: ScenarioFunction | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.pattern}/{self.name}"
+
+
+def expect(response: httpx.Response, *statuses: int) -> httpx.Response:
+    """The response, if its status is one of ``statuses`` (200 by default)."""
+    allowed = statuses or (200,)
+    if response.status_code not in allowed:
+        raise ScenarioError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:200]}"
+        )
+    return response

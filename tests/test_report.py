@@ -1,0 +1,138 @@
+"""``fastasync-explorer report``: the headless run of every scenario, right and pitfall."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from explorer.report import cli as report_cli
+from explorer.report import output
+from explorer.report.runner import report_settings, run_report
+from explorer.report.scenario import Outcome, Scenario, ScenarioError, ScenarioRun
+from explorer.report.scenarios import SCENARIOS
+from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scenario(key: str) -> Scenario:
+    return next(s for s in SCENARIOS if s.key == key)
+
+
+async def failing(run: ScenarioRun) -> Outcome:
+    if run.pitfall:
+        raise ScenarioError("the pitfall form broke on purpose")
+    return Outcome(requests=0, note="nothing to do")
+
+
+def test_every_pattern_has_a_scenario() -> None:
+    from server.app import PATTERN_ROUTERS
+
+    slugs = {module.__name__.rsplit(".", 1)[-1] for module in PATTERN_ROUTERS}
+    assert slugs <= {s.pattern for s in SCENARIOS}
+    keys = [s.key for s in SCENARIOS]
+    assert len(keys) == len(set(keys))
+
+
+async def test_blocking_sleep_shows_as_stalls_with_its_line(tmp_path: Path) -> None:
+    settings = report_settings(Settings(), tmp_path / "data")
+    report = await run_report([scenario("basics/sleep")], settings)
+    (result,) = report.results
+    assert not result.errored
+    right, pitfall = result.right, result.pitfall
+    # 20 requests of 100 ms: concurrent when right, one after another as the pitfall
+    assert right.requests == pitfall.requests == 20
+    assert right.wall_s < 1.5
+    assert pitfall.wall_s >= 2.0
+    assert pitfall.stalls is not None
+    assert pitfall.stalls.count >= 15
+    assert pitfall.stalls.total_ms >= 1800
+    assert pitfall.stalls.location is not None
+    assert pitfall.stalls.location.startswith("server/routes/basics.py:")
+    assert pitfall.lag is not None
+    assert right.lag is not None
+    assert pitfall.lag.max >= 90  # a sample waited out at least one 100 ms sleep
+    assert (result.ratio(lambda f: f.wall_s) or 0) > 1.3
+    assert pitfall.rss_peak_bytes > 0
+
+
+async def test_a_failing_form_is_recorded_and_the_rest_still_runs(tmp_path: Path) -> None:
+    broken = Scenario("basics", "broken", "fine", "breaks", failing)
+    settings = report_settings(Settings(), tmp_path / "data")
+    report = await run_report([broken, scenario("concurrency/gather")], settings)
+    assert report.errors == 1
+    first, second = report.results
+    assert first.errored
+    assert first.pitfall.error is not None
+    assert "broke on purpose" in first.pitfall.error
+    assert first.ratio(lambda f: f.wall_s) is None
+    assert not second.errored
+    assert "gather: 10 ok" in second.right.note
+    assert "sequential: 10 ok" in second.pitfall.note
+    table = output.markdown(report)
+    assert "ERROR ScenarioError: the pitfall form broke on purpose" in table
+    assert "1 scenario(s) errored" in table
+    data = output.as_json(report)
+    assert data["errors"] == 1
+    assert data["scenarios"][1]["ratio_pitfall_over_right"]["wall_s"] > 1.3
+
+
+def test_the_command_exits_non_zero_when_a_scenario_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = Scenario("basics", "broken", "fine", "breaks", failing)
+    monkeypatch.setattr(report_cli, "SCENARIOS", (broken,))
+    from explorer.cli import main
+
+    code = main(["report", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 scenario(s) errored" in captured.err
+    assert (tmp_path / "out" / "report.md").exists()
+    log = (tmp_path / "out" / "report.log").read_text()
+    assert "basics/broken (pitfall) failed" in log
+
+
+def test_report_command_writes_markdown_and_json(tmp_path: Path) -> None:
+    """The real command in a child process: plain progress lines (no terminal), two files."""
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "report", "--only", "tasks", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "[0/2] tasks/fire-and-forget (right)" in completed.stdout
+    assert "[2/2] done" in completed.stdout
+    assert "Traceback" not in completed.stderr
+    data = json.loads((out / "report.json").read_text())
+    (entry,) = data["scenarios"]
+    assert entry["scenario"] == "tasks/fire-and-forget"
+    assert entry["right"]["note"] == "failures recorded 10/10"
+    assert "outcome never heard" in entry["pitfall"]["note"]
+    markdown = (out / "report.md").read_text()
+    assert markdown.count("| tasks/fire-and-forget |") == 1
+    assert "| pitfall | task lost |" in markdown
+
+
+def test_unwritable_out_dir_is_a_sentence(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    completed = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "report", "--out", str(blocker / "sub")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "cannot write the report to" in completed.stderr
+    assert "Traceback" not in completed.stderr
