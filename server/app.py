@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from . import __version__
 from .blocking import BlockingSwitch
 from .cpu_pool import CpuPool
-from .errors import install_error_handlers
+from .errors import document_body_errors, install_error_handlers
 from .heap import settle_heap
 from .middleware import RequestAttribution
 from .monitor import LoopMonitor
@@ -59,9 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.blocking = BlockingSwitch(settings.blocking_mode)
     app.add_middleware(RequestAttribution)
     install_error_handlers(app)
-    app.include_router(monitor.router)
+    app.include_router(document_body_errors(monitor.router))
     for pattern in PATTERN_ROUTERS:
-        app.include_router(pattern.router)
+        app.include_router(document_body_errors(pattern.router))
 
     @app.get("/", tags=["meta"])
     async def index() -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 
 def json_safe(value: Any) -> Any:
@@ -37,3 +38,19 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+UNPARSEABLE_BODY = {
+    "description": "The body could not be parsed at all (FastAPI's own answer, e.g. bytes "
+    "that are not text): `{detail}` says so."
+}
+
+
+def document_body_errors(router: APIRouter) -> APIRouter:
+    """Add FastAPI's 400 for an unparseable body to each of ``router``'s operations that
+    read a body (idempotent). Call it before the router is included.
+    """
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            route.responses.setdefault(400, UNPARSEABLE_BODY)
+    return router

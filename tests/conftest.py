@@ -91,3 +91,18 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzzer's figures: operations covered and cases run (see tests/test_fuzz.py)."""
+    import sys
+
+    fuzz = sys.modules.get("tests.test_fuzz") or sys.modules.get("test_fuzz")
+    stats = getattr(fuzz, "FUZZ_STATS", None)
+    if not stats:
+        return
+    terminalreporter.write_sep("-", "API fuzzing (schemathesis)")
+    terminalreporter.write_line(
+        f"{len(stats)} operations, {sum(stats.values())} cases, "
+        f"fewest {min(stats.values())} ({min(stats, key=stats.__getitem__)})"
+    )

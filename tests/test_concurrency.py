@@ -434,6 +434,12 @@ async def test_upstream_answers_fails_and_repeats_with_a_seed(client: httpx.Asyn
         b'{"strategy": "timeout", "timeout_s": 0}',
         b'{"strategy": "bounded", "limit": 0}',
         b'{"strategy": "gather", "seed": "abc"}',
+        # JSON Schema types, not Python's coercions (found by tests/test_fuzz.py)
+        b'{"strategy": "gather", "seed": false}',
+        b'{"strategy": "gather", "n": "5"}',
+        b'{"strategy": "gather", "n": 5.5}',
+        b'{"strategy": "gather", "failure_rate": false}',
+        b'{"strategy": "gather", "seed": 9007199254740992}',
         b'{"strategy": "gather", "extra": 1}',
         b'{"n": 5}',
         b"not json",
@@ -451,6 +457,14 @@ async def test_bad_run_bodies_get_a_clear_422(client: httpx.AsyncClient, body: b
     assert detail
     assert all(item["msg"] for item in detail)
     assert our_tasks() == []
+
+
+async def test_an_integral_float_is_an_integer(client: httpx.AsyncClient) -> None:
+    """JSON Schema counts 3.0 as an integer; the strict model must not refuse it."""
+    body = {"strategy": "gather", "n": 3.0, "limit": 2.0, "latency": 0, "seed": 7.0}
+    response = await client.post("/concurrency/run", json=body)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["tasks"]) == 3
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from ..deps import BlockingMode
+from ..json_types import JsonInt
 
 #: The demo client's pool: deliberately small, so an unbounded fan-out runs out of it.
 POOL_SIZE = 10
@@ -38,7 +39,9 @@ READ_TIMEOUT_S = 10.0
 MAX_RUN_S = 60.0
 
 MAX_LATENCY_S = 10.0
-MAX_SEED = 2**63 - 1
+#: JSON's safe integer range: a larger seed would not survive a JavaScript client (and a
+#: validator comparing through floats would misjudge the bound)
+MAX_SEED = 2**53 - 1
 
 Strategy = Literal[
     "sequential",
@@ -182,16 +185,18 @@ class RunRequest(BaseModel):
 
     # NaN and Infinity parse as JSON numbers in Python: refuse them as not finite (the
     # app-wide 422 handler keeps the echo of such input encodable).
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: `"failure_rate": false` or `"n": "5"` is refused, not coerced (the fuzzer
+    # found them); JsonInt still takes 5.0, an integer to JSON Schema
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     strategy: Strategy
-    n: int = Field(5, ge=1, le=200, description="How many upstream calls.")
+    n: JsonInt = Field(5, ge=1, le=200, description="How many upstream calls.")
     latency: float = Field(0.2, ge=0, le=MAX_LATENCY_S, description="Seconds per call.")
     jitter: float = Field(0.0, ge=0, le=MAX_LATENCY_S, description="+- seconds per call.")
     failure_rate: float = Field(0.0, ge=0, le=1, description="Probability a call fails.")
     timeout_s: float = Field(0.3, gt=0, le=30, description="Deadline of the timeout strategy.")
-    limit: int = Field(5, ge=1, le=50, description="Calls in flight at once for bounded.")
-    seed: int | None = Field(
+    limit: JsonInt = Field(5, ge=1, le=50, description="Calls in flight at once for bounded.")
+    seed: JsonInt | None = Field(
         None, ge=-MAX_SEED, le=MAX_SEED, description="Repeatable jitter and failures."
     )
 

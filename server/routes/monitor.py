@@ -56,7 +56,8 @@ class MonitorReport(BaseModel):
 class BlockingIn(BaseModel):
     """``PUT /monitor/blocking`` body."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: `{"enabled": 0}` or `"yes"` is a 422, not a guess (the fuzzer found it)
+    model_config = ConfigDict(extra="forbid", strict=True)
     enabled: bool
 
 
