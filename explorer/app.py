@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -92,6 +94,7 @@ class ExplorerApp(App[int]):
         self._stall_offset = (0, 0.0)
         self._last_toast = 0.0
         self._stopped = False
+        self._signal_handlers: list[signal.Signals] = []
         self._server_lost = False
         self._panes_ready = False
         self._gauge_timer: Timer | None = None
@@ -118,11 +121,13 @@ class ExplorerApp(App[int]):
 
     async def on_mount(self) -> None:
         self.query_one("#nav", OptionList).border_title = "patterns"
+        self._install_signal_handlers()
         self._log_capture.install()
         try:
             await self.server.start()
         except ServerError as exc:
             self._log_capture.uninstall()
+            self._remove_signal_handlers()
             self._stopped = True
             self.exit(return_code=2, message=f"fastasync-explorer: {exc}")
             return
@@ -361,6 +366,28 @@ class ExplorerApp(App[int]):
 
     # -- shutdown --------------------------------------------------------------------------
 
+    #: ``kill`` and a closed terminal: the same graceful quit as ``q`` (Textual itself
+    #: handles neither, so the process would die with the terminal left in raw mode).
+    QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self.QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._quit_on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                return  # not the main thread, or no signals here: nothing to install
+            self._signal_handlers.append(sig)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._signal_handlers:
+            loop.remove_signal_handler(self._signal_handlers.pop())
+
+    def _quit_on_signal(self, sig: signal.Signals) -> None:
+        logging.getLogger("fastasync.explorer").info("%s received: quitting", sig.name)
+        self.call_next(self.action_quit)
+
     async def action_quit(self) -> None:
         """Stop the server gracefully (bounded), then leave."""
         self.notify("Stopping the server…", timeout=3)
@@ -383,6 +410,7 @@ class ExplorerApp(App[int]):
             await self.server.stop()
         finally:
             self._log_capture.uninstall()
+            self._remove_signal_handlers()
 
     async def on_unmount(self) -> None:
         # Any other way out (an exception, the driver closing) still stops the server.

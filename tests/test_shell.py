@@ -198,6 +198,28 @@ def test_tui_in_a_terminal_quits_within_3s_and_restores_it() -> None:
         tui.close()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
+def test_tui_signalled_quits_like_q_and_restores_the_terminal(sig: signal.Signals) -> None:
+    port = free_port()
+    tui = PtyProcess([*EXPLORER, "--port", str(port)])
+    try:
+        assert wait_until(lambda: port_answers(port), 30), tui.text()[-2000:]
+        assert tui.wait_for_output(b"Basics", 10)
+        time.sleep(0.5)
+        tui.process.send_signal(sig)
+        code = tui.wait(5)
+        assert code == 0, (code, tui.text()[-2000:])
+        output = tui.output
+        assert b"Traceback" not in output
+        tail = output[output.rfind(b"\x1b[?1049h") :]
+        assert b"\x1b[?1049l" in tail
+        assert b"\x1b[?25h" in tail
+        assert termios.tcgetattr(tui.slave) == tui.termios_before
+        assert not port_answers(port)
+    finally:
+        tui.close()
+
+
 def test_tui_on_a_taken_port_prints_a_sentence_not_a_traceback(taken_port: int) -> None:
     tui = PtyProcess([*EXPLORER, "--port", str(taken_port)])
     try:
