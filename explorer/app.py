@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -41,6 +42,7 @@ from .registry import PANES
 from .widgets.code_view import CodeView, SourcePanel
 from .widgets.latency_bar import LatencyBar
 from .widgets.stall_inspector import StallInspector
+from .widgets.too_small import TooSmall
 from .widgets.top_bar import TopBar
 
 #: how often gauges, the stall list and the log pane refresh (every redraw is loop time)
@@ -104,6 +106,7 @@ class ExplorerApp(App[int]):
     # -- layout --------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield TooSmall()
         yield TopBar()
         with Horizontal(id="body"):
             yield OptionList(
@@ -119,8 +122,12 @@ class ExplorerApp(App[int]):
         yield LatencyBar()
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(TooSmall).show_for(event.size)
+
     async def on_mount(self) -> None:
         self.query_one("#nav", OptionList).border_title = "patterns"
+        self.query_one(TooSmall).show_for(self.size)
         self._install_signal_handlers()
         self._log_capture.install()
         try:

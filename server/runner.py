@@ -13,7 +13,9 @@ import contextlib
 import errno
 import logging
 import socket
+import tempfile
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -48,6 +50,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
             ) from None
         raise ServerError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
     return sock
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory if needed and prove it writable, or say why it is not."""
+    hint = "Choose another with --data-dir."
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except NotADirectoryError:
+        raise ServerError(f"The data directory {path} is not a directory. {hint}") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ServerError(f"The data directory {path} is not usable: {reason}. {hint}") from None
 
 
 class EmbeddedUvicorn(uvicorn.Server):
@@ -94,6 +110,7 @@ class ServerHandle:
 
     async def start(self) -> None:
         """Bind, run the lifespan, accept connections; raise ServerError if it can't."""
+        prepare_data_dir(self.settings.data_dir)
         sock = bind_socket(self.settings.host, self.settings.port)
         self._socket = sock
         self.host, self.port = sock.getsockname()[:2]
@@ -130,7 +147,9 @@ class ServerHandle:
         """Never lose a server crash: log it (the UI's log pane shows it)."""
         if task.cancelled():
             log.warning("the server task was cancelled")
-        elif (error := task.exception()) is not None:
+        elif isinstance(error := task.exception(), ServerError):
+            log.error("%s", error)  # meant for the user as it is: no traceback
+        elif error is not None:
             log.error("the server stopped with an error: %r", error, exc_info=error)
 
     async def wait(self) -> None:

@@ -10,6 +10,7 @@ import sys
 import termios
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from explorer.app import ExplorerApp
 from explorer.cli import main
 from explorer.registry import PANES
+from explorer.widgets.too_small import TooSmall
 from server.settings import Settings
 
 from .conftest import eventually
@@ -151,6 +153,29 @@ def test_serve_on_a_taken_port_says_so(taken_port: int) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_unusable_data_dir_is_a_sentence_for_serve_and_the_tui(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    expected = f"The data directory {a_file / 'data'} is not a directory."
+    served = subprocess.run(
+        [*EXPLORER, "serve", "--port", "0", "--data-dir", str(a_file / "data")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert served.returncode == 2
+    assert expected in served.stderr
+    assert "Traceback" not in served.stderr
+    tui = PtyProcess([*EXPLORER, "--port", "0", "--data-dir", str(a_file / "data")])
+    try:
+        assert tui.wait(30) == 2
+        assert expected in tui.text()
+        assert "Traceback" not in tui.text()
+        assert termios.tcgetattr(tui.slave) == tui.termios_before
+    finally:
+        tui.close()
+
+
 def test_serve_warns_when_bound_beyond_loopback() -> None:
     port = free_port()
     server = subprocess.Popen(
@@ -230,3 +255,21 @@ def test_tui_on_a_taken_port_prints_a_sentence_not_a_traceback(taken_port: int) 
         assert termios.tcgetattr(tui.slave) == tui.termios_before
     finally:
         tui.close()
+
+
+async def test_a_too_small_terminal_gets_a_notice_until_it_grows(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path / "data"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await eventually(lambda: app.context is not None)
+        notice = app.query_one(TooSmall)
+        assert notice.display
+        assert "80×24" in str(notice.render())
+        assert "at least 100×30" in str(notice.render())
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert not notice.display
+        await pilot.resize_terminal(120, 20)
+        await pilot.pause()
+        assert notice.display
+        await pilot.press("q")
+    assert app.return_code == 0
