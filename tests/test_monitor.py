@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
@@ -144,3 +145,23 @@ def test_percentiles_use_nearest_rank() -> None:
     assert percentile([], 99) == 0.0
     stats = LagStats.of([3.0, 1.0, 2.0])
     assert (stats.p50, stats.max, stats.samples) == (2.0, 3.0, 3)
+
+
+async def test_process_footprint_is_read_for_real(client: httpx.AsyncClient) -> None:
+    import os
+
+    first = (await client.get("/monitor/process")).json()
+    assert first["pid"] == os.getpid()  # the server runs in the test's own process
+    assert first["rss_bytes"] > 10 * 1024 * 1024
+    assert first["peak_rss_bytes"] >= first["rss_bytes"]
+    assert first["open_fds"] > 3  # stdio, the listening socket, this connection
+    assert first["threads"] >= 2  # the loop's thread and the watchdog at least
+    # a sleeping task on the loop is counted
+    sleeper = asyncio.create_task(asyncio.sleep(5))
+    try:
+        second = (await client.get("/monitor/process")).json()
+        assert second["asyncio_tasks"] >= first["asyncio_tasks"] + 1
+    finally:
+        sleeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sleeper

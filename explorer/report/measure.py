@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import resource
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from server.monitor import LagStats, Stall
+from server.process_stats import rss_bytes
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_STATM = Path("/proc/self/statm")
 MIB = 1024 * 1024
-
-
-def rss_bytes() -> int:
-    """The process's resident set size now (Linux); the lifetime peak elsewhere."""
-    try:
-        return int(_STATM.read_text().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        # ru_maxrss is KiB on Linux; a peak, not a current figure, but never zero.
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class RssSampler(threading.Thread):

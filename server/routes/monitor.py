@@ -11,6 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..deps import BlockingSwitchDep, MonitorDep
+from ..process_stats import ProcessStats
 
 router = APIRouter(prefix="/monitor", tags=["monitor"])
 
@@ -51,6 +52,17 @@ class MonitorReport(BaseModel):
     stall_total_ms: float
     stall_in_progress_ms: float | None
     stalls: list[StallOut]
+
+
+class ProcessOut(BaseModel):
+    """``GET /monitor/process``: the server process's footprint right now."""
+
+    pid: int
+    rss_bytes: int = Field(description="Resident memory now.")
+    peak_rss_bytes: int = Field(description="Highest resident memory since the process began.")
+    open_fds: int | None = Field(description="Open file descriptors (None without /proc).")
+    threads: int | None = Field(description="OS threads, thread pools included.")
+    asyncio_tasks: int = Field(description="Tasks alive on the server's event loop.")
 
 
 class BlockingIn(BaseModel):
@@ -109,6 +121,20 @@ async def stream_monitor(
             last_stall = stall.seq
             yield ServerSentEvent(event="stall", id=f"s{stall.seq}", data=stall.as_dict())
         await asyncio.sleep(monitor.config.window_s)
+
+
+@router.get("/process")
+async def read_process() -> ProcessOut:
+    """Memory, file descriptors, threads and tasks: flat under steady load, or a leak."""
+    stats = ProcessStats.now()
+    return ProcessOut(
+        pid=stats.pid,
+        rss_bytes=stats.rss_bytes,
+        peak_rss_bytes=stats.peak_rss_bytes,
+        open_fds=stats.open_fds,
+        threads=stats.threads,
+        asyncio_tasks=stats.asyncio_tasks,
+    )
 
 
 @router.put("/blocking")
