@@ -53,10 +53,13 @@ class ProcessStats:
     @classmethod
     def now(cls) -> ProcessStats:
         """Read it; call on the loop's thread (the task count is that loop's)."""
+        rss = rss_bytes()
+        # the kernel's high-water mark is updated lazily: never report it under "now"
+        peak = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         return cls(
             pid=os.getpid(),
-            rss_bytes=rss_bytes(),
-            peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            rss_bytes=rss,
+            peak_rss_bytes=peak,
             open_fds=open_fds(),
             threads=os_threads(),
             asyncio_tasks=len(asyncio.all_tasks()),
