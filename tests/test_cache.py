@@ -429,7 +429,7 @@ async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> N
         shared, fresh = table_rows(app)
         assert shared[2] == "shared"
         assert fresh[2] == "per-request"
-        assert fresh[5].startswith("20 connections opened · 20 seen upstream · 0 errors")
+        assert fresh[5] == "TCP opened 20 · seen 20"
         summary = str(app.query_one("#pane-cache #summary", Static).content)
         assert "shared/per-request" in summary
 

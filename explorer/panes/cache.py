@@ -429,8 +429,8 @@ class CachePane(PatternPane):
                 mode.replace("_", "-"),
                 f"{report['requests_per_s']:.0f} req/s",
                 report["wall_ms"],
-                f"{report['connections_opened']} connections opened · "
-                f"{report['connections_seen']} seen upstream · {report['errors']} errors",
+                f"TCP opened {report['connections_opened']} · seen {report['connections_seen']}"
+                + (f" · {counted(report['errors'], 'error')}" if report["errors"] else ""),
                 ok=mode == "shared",
             )
             for mode, report in reports.items()

@@ -1,4 +1,4 @@
-"""The cache's live counters on one line: size, hits, misses, coalesced, expiries, evictions."""
+"""The cache's live counters: size, hits, misses, coalesced, expiries, evictions."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from textual.widgets import Static
 
 #: (field of GET /cache/stats, label, style when non-zero)
 _COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("in_flight", "in flight", "bold cyan"),
     ("hits", "hits", "bold green"),
     ("misses", "misses", "bold yellow"),
     ("coalesced", "coalesced", "bold cyan"),
     ("expired", "expired", "magenta"),
     ("evictions", "evicted", "magenta"),
     ("errors", "errors", "bold red"),
-    ("in_flight", "in flight", "bold cyan"),
 )
 
 
 def stats_text(stats: dict[str, Any] | None) -> Text:
     """``size 3/8 · hits 5 · misses 3 ...`` (dim placeholders before the first reading)."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text()
     if stats is None:
         text.append("cache stats: waiting for the server…", style="dim italic")
         return text
@@ -39,10 +39,11 @@ def stats_text(stats: dict[str, Any] | None) -> Text:
 
 
 class CacheStats(Static):
-    """One fixed-height line, redrawn without a relayout (it changes up to 4 times a second)."""
+    """Two fixed-height lines (it wraps in narrow panes), redrawn without a relayout: it
+    changes up to 4 times a second."""
 
     DEFAULT_CSS = """
-    CacheStats { height: 1; }
+    CacheStats { height: 2; }
     """
 
     def show(self, stats: dict[str, Any] | None) -> None:
