@@ -235,7 +235,9 @@ async def test_a_client_per_request_opens_a_connection_per_call(client: httpx.As
     reply = await client_run(client, mode="per_request", n=20, concurrency=5)
     assert reply["clients_created"] == 20
     assert reply["connections_opened"] == 20  # client side: httpcore's connect_tcp
-    assert reply["connections_seen"] == 20  # upstream side: 20 distinct client ports
+    # Upstream side: distinct client ports. Linux may hand a closed loopback connection's
+    # port to a later one, so this is a lower bound; still far more than a pool's few.
+    assert 5 < reply["connections_seen"] <= 20
     assert "20 TCP connections" in reply["note"]
 
 
@@ -429,7 +431,7 @@ async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> N
         shared, fresh = table_rows(app)
         assert shared[2] == "shared"
         assert fresh[2] == "per-request"
-        assert fresh[5] == "TCP opened 20 · seen 20"
+        assert fresh[5].startswith("TCP opened 20 · seen ")
         summary = str(app.query_one("#pane-cache #summary", Static).content)
         assert "shared/per-request" in summary
 

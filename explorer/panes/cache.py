@@ -413,7 +413,10 @@ class CachePane(PatternPane):
     async def compare_clients(self, values: dict[str, str]) -> tuple[list[RunRow], Text]:
         """The same calls with the shared client, then with a client per call."""
         reports = {}
+        began_wall = time.time()
         for mode in ("shared", "per_request"):
+            if mode == "per_request":
+                began_wall = time.time()
             body = {
                 "mode": mode,
                 "n": int(values["calls"]),
@@ -444,6 +447,19 @@ class CachePane(PatternPane):
             f"{fresh['connections_opened']}\n"
         )
         text.append(fresh["note"])
+        await asyncio.sleep(self.context.stall_settle_s)  # the watchdog publishes after
+        stalls = [
+            stall
+            for stall in self.context.monitor.stalls_after(0)
+            if stall.started_at >= began_wall and "in call_per_request" in (stall.location or "")
+        ]
+        if stalls:
+            worst = max(stall.duration_ms for stall in stalls)
+            text.append(
+                f"\n{counted(len(stalls), 'loop stall')} in call_per_request, worst "
+                f"{worst:.0f} ms: the event loop (and this UI) served nothing meanwhile.",
+                style="bold red",
+            )
         return rows, text
 
     async def hanging(self, values: dict[str, str]) -> tuple[list[RunRow], Text]:

@@ -382,8 +382,9 @@ class ClientRunReport(BaseModel):
         description="TCP connections the run's clients opened (httpcore connect_tcp events)."
     )
     connections_seen: int = Field(
-        description="Distinct TCP connections the upstream saw this run's calls arrive on "
-        "(client ports, counted at the upstream): new ones plus reused kept-alive ones."
+        description="Distinct client ports the upstream saw this run's calls arrive from: "
+        "new connections plus kept-alive ones. A lower bound: on loopback Linux may give a "
+        "closed connection's port to a new one within the same run."
     )
     upstream_calls: int = Field(description="Calls of this run that reached the upstream.")
     clients_created: int
