@@ -277,7 +277,7 @@ def test_cache_pane_after_a_stampede_and_a_client_run(snap_compare: Any, tmp_pat
                         "no single flight",
                         "20 upstream calls",
                         348.0,
-                        "20 miss",
+                        "20 misses",
                         ok=False,
                     ),
                 ],

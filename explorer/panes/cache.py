@@ -118,7 +118,11 @@ def stampede_row(replies: list[dict[str, Any]], n: int, wall_ms: float) -> RunRo
     sources = {source: sum(r["source"] == source for r in replies) for source in _SOURCES}
     calls = max((r["upstream_calls"] for r in replies), default=0)
     single_flight = all(r["single_flight"] for r in replies)
-    counts = ", ".join(f"{count} {source}" for source, count in sources.items() if count)
+    counts = ", ".join(
+        f"{count} {_PLURALS[source] if count != 1 else source}"
+        for source, count in sources.items()
+        if count
+    )
     return RunRow(
         f"stampede ×{n}",
         "single flight" if single_flight else "no single flight",
@@ -130,6 +134,7 @@ def stampede_row(replies: list[dict[str, Any]], n: int, wall_ms: float) -> RunRo
 
 
 _SOURCES = ("miss", "coalesced", "hit")
+_PLURALS = {"miss": "misses", "coalesced": "coalesced", "hit": "hits"}
 
 
 class CachePane(PatternPane):
@@ -374,7 +379,7 @@ class CachePane(PatternPane):
             )
         else:
             note = Text(
-                f"Stampede: {n} concurrent misses for one key made {row.outcome}s for the "
+                f"Stampede: {n} concurrent misses for one key made {row.outcome} for the "
                 "same value. Single flight would have made one.",
                 style="bold red",
             )
@@ -471,7 +476,11 @@ class CachePane(PatternPane):
         if response.status_code == 504:
             message = error_text(response)
             row = RunRow(
-                f"hang {values['hang_s']} s", f"timeout {values['timeout_s']} s", "504", took, ""
+                f"hang {values['hang_s']} s",
+                f"timeout {values['timeout_s']} s",
+                "504",
+                took,
+                "gave up at the timeout, not the hang",
             )
             return [row], Text(message)
         if response.status_code != 200:
@@ -515,7 +524,8 @@ class CachePane(PatternPane):
         for row in message.rows:
             self._add_row(row)
         text = Text()
-        if self.context.blocking.enabled and DEMO_BY_KEY[message.demo].pitfall:
+        pitfall = self.context.blocking.enabled and DEMO_BY_KEY[message.demo].pitfall
+        if pitfall and not message.summary.plain.startswith("Blocking mode"):
             text.append("blocking mode · ", style="bold red")
         text.append_text(message.summary)
         self._summary.update(text)
