@@ -227,7 +227,9 @@ class CachePane(PatternPane):
             for demo in DEMOS:
                 yield Button(
                     demo.label,
-                    id="run" if demo.key == "get" else f"do-{demo.key}",
+                    # not id="run": Textual finds ids breadth-first, and a shallow #run here
+                    # would shadow the other panes' for an unscoped query_one("#run")
+                    id=f"do-{demo.key}",
                     variant="primary" if demo.key == "get" else "default",
                 )
             yield Button("Clear", id="clear", tooltip="Empty the cache and zero its counters")
@@ -280,10 +282,6 @@ class CachePane(PatternPane):
 
     def watch_last_demo(self) -> None:
         self._show_lesson()
-
-    @on(Button.Pressed, "#run")
-    def _get_pressed(self) -> None:
-        self.start("get")
 
     @on(Button.Pressed, "#clear")
     def _clear_pressed(self) -> None:
