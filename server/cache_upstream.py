@@ -67,18 +67,20 @@ def computed_value(key: str) -> str:
     return hashlib.sha256(f"fastasync-explorer:{key}".encode()).hexdigest()[:16]
 
 
+async def disconnected(request: Request) -> None:
+    """Return when the client goes away (the body has been read: the next ASGI message is
+    ``http.disconnect``, when the client closes the connection or the response is sent)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def wait_unless_disconnected(request: Request, seconds: float) -> bool:
     """Wait ``seconds``, or less if the caller hangs up; True if it hung up.
 
     A real remote service would sleep on; this one lives in our process, and a caller that
     gave up (a timeout) must not leave a handler behind that shutdown would wait for.
     """
-
-    async def gone() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.create_task(gone(), name="cache:upstream-watch")
+    watcher = asyncio.create_task(disconnected(request), name="cache:upstream-watch")
     try:
         done, _ = await asyncio.wait([watcher], timeout=seconds)
     finally:

@@ -241,6 +241,21 @@ async def test_a_client_per_request_opens_a_connection_per_call(client: httpx.As
     assert "20 TCP connections" in reply["note"]
 
 
+async def test_a_client_run_stops_when_its_caller_goes_away(server: ServerHandle) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=0.5) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.post(
+                "/cache/clients/run",
+                json={"mode": "shared", "n": 1000, "concurrency": 2, "delay_s": 0.1},
+            )
+    # 1000 calls of 0.1 s two at a time would take 50 s: the run is cancelled instead.
+    await eventually(lambda: cache_tasks() == [], within=3)
+    ledger = server.app.state.cache_ledger
+    calls = ledger.total_calls
+    await asyncio.sleep(0.5)
+    assert ledger.total_calls == calls  # the upstream hears no more of it
+
+
 # -- timeouts against a hanging upstream -------------------------------------------------
 
 

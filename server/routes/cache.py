@@ -14,6 +14,7 @@ per-request client is the pitfall itself.
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import time
 import uuid
@@ -28,9 +29,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
-from ..cache_upstream import UpstreamLedger, computed_value, wait_unless_disconnected
+from ..cache_upstream import (
+    UpstreamLedger,
+    computed_value,
+    disconnected,
+    wait_unless_disconnected,
+)
 from ..deps import BlockingMode
 from ..ttl_cache import CacheClosed, TTLCache
+
+log = logging.getLogger("fastasync.cache")
 
 #: entries the cache holds before it evicts the least recently used (small, to be seen)
 CACHE_SIZE = 8
@@ -461,7 +469,19 @@ async def client_run(
     url = upstream_url(request, "echo")
     began = time.perf_counter()
     connects = ConnectCounter()
-    latencies, errors = await run_clients(body, shared, url, run, connects)
+    work = asyncio.create_task(run_clients(body, shared, url, run, connects), name="cache:run")
+    gone = asyncio.create_task(disconnected(request), name="cache:run-watch")
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Also when this handler is cancelled: no call of the run outlives it.
+        gone.cancel()
+        work.cancel()  # a no-op when the run has finished
+        await asyncio.gather(work, gone, return_exceptions=True)
+    if work.cancelled():
+        log.info("client run %s cancelled: the caller went away", run)
+        raise HTTPException(499, detail="the client went away; the run was cancelled")
+    latencies, errors = work.result()
     wall = time.perf_counter() - began
     report = ClientRunReport(
         mode=body.mode,
