@@ -474,3 +474,29 @@ async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
         assert pane.busy == 0
         assert table_rows(app) == []
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+async def test_pane_get_hits_then_sweep_evicts_then_clear(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        set_fields(app, key="pilot", delay_s="0.1", ttl_s="60")
+        await pilot.click("#pane-cache #do-get")
+        await eventually(lambda: len(table_rows(app)) == 1, within=10)
+        await pilot.press("r")
+        await eventually(lambda: len(table_rows(app)) == 2, within=10)
+        assert [row[3] for row in table_rows(app)] == ["miss", "hit"]
+
+        await pilot.click("#pane-cache #do-sweep")
+        await eventually(lambda: len(table_rows(app)) == 3, within=15)
+        sweep = table_rows(app)[2]
+        assert sweep[3] == "12 misses, 0 hits"
+        # 13 keys went into 8 places: 5 least recently used were evicted
+        assert sweep[5] == "5 evicted · cache holds 8/8"
+        await eventually(lambda: (pane.stats or {}).get("evictions") == 5, within=5)
+
+        await pilot.click("#pane-cache #clear")
+        await eventually(lambda: (pane.stats or {}).get("size") == 0, within=5)
+        assert pane.stats is not None
+        assert (pane.stats["hits"], pane.stats["misses"], pane.stats["evictions"]) == (0, 0, 0)
+        assert "cache 0/8" in str(app.query_one("#pane-cache #stats", Static).content)
