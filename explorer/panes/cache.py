@@ -536,7 +536,7 @@ class CachePane(PatternPane):
             row.demo,
             row.form,
             Text(row.outcome, style=style),
-            f"{row.took_ms:.1f} ms" if row.took_ms < 10 else f"{row.took_ms:.0f} ms",
+            took_text(row.took_ms),
             row.detail,
             key=number,
         )
@@ -566,6 +566,13 @@ class CachePane(PatternPane):
             source_of(routes.cached_value, "server: the route in front of it"),
             source_of(client, "client: this pane's worker"),
         ]
+
+
+def took_text(ms: float) -> str:
+    """``0.006 ms``, ``4.2 ms``, ``312 ms``: a cache hit takes microseconds."""
+    if ms < 1:
+        return f"{ms:.3f} ms"
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
 
 
 def _refused(demo: str, response: httpx.Response) -> RunRow:
