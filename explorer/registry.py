@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .panes.base import PatternPane
 from .panes.basics import BasicsPane
+from .panes.cache import CachePane
 from .panes.concurrency import ConcurrencyPane
 from .panes.tasks import TasksPane
 
-PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane)
+PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane, CachePane)
 
 
 def pane_for(slug: str) -> type[PatternPane]:

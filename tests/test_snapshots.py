@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Select
 
 from explorer.app import ExplorerApp
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
+from explorer.panes.cache import CachePane, RunRow
 from explorer.panes.concurrency import ConcurrencyPane
 from explorer.panes.tasks import TasksPane
 from explorer.widgets.timeline import Bar, Timeline
@@ -230,5 +232,92 @@ def test_tasks_pane_with_a_failed_job(snap_compare: Any, tmp_path: Path) -> None
         ):
             pane.post_message(TasksPane.StreamEvent("job", job))
         await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+FROZEN_CACHE_STATS = {
+    "size": 3,
+    "maxsize": 8,
+    "hits": 12,
+    "misses": 23,
+    "coalesced": 19,
+    "expired": 1,
+    "evictions": 4,
+    "errors": 0,
+    "in_flight": 0,
+    "single_flight": True,
+    "upstream_calls": 263,
+}
+
+
+def test_cache_pane_after_a_stampede_and_a_client_run(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(CachePane):
+            await pilot.pause(0.02)
+        await pilot.press("4")
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(CachePane)
+        pane.post_message(
+            CachePane.DemoDone(
+                "stampede",
+                [
+                    RunRow(
+                        "stampede ×20",
+                        "single flight",
+                        "1 upstream call",
+                        312.4,
+                        "1 miss, 19 coalesced",
+                    ),
+                    RunRow(
+                        "stampede ×20",
+                        "no single flight",
+                        "20 upstream calls",
+                        348.0,
+                        "20 misses",
+                        ok=False,
+                    ),
+                ],
+                Text("frozen"),
+            )
+        )
+        pane.post_message(
+            CachePane.DemoDone(
+                "hanging",
+                [RunRow("hang 3.0 s", "timeout 0.5 s", "504", 503.2, "")],
+                Text("frozen"),
+            )
+        )
+        pane.last_demo = "clients"
+        pane.post_message(
+            CachePane.DemoDone(
+                "clients",
+                [
+                    RunRow(
+                        "clients ×100",
+                        "shared",
+                        "612 req/s",
+                        163.4,
+                        "TCP opened 0 · seen 10",
+                    ),
+                    RunRow(
+                        "clients ×100",
+                        "per-request",
+                        "38 req/s",
+                        2639.4,
+                        "TCP opened 100 · seen 100",
+                        ok=False,
+                    ),
+                ],
+                Text("shared/per-request: 16.1× the requests/s · connections opened 0 vs 100"),
+            )
+        )
+        # the pane reads the real (empty) stats after each run; freeze them once it has
+        await pilot.pause(0.6)
+        pane.stats = FROZEN_CACHE_STATS
+        await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -1,0 +1,502 @@
+"""Pooling and caching over real HTTP: the TTL cache, shared vs per-request clients, timeouts.
+
+The upstream is a route of the same server, reached over loopback; it counts the calls and
+the connections that reach it, so the tests read the figures where they really happen.
+Timing bounds are generous: the machine may be slow and shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static
+
+from explorer.app import ExplorerApp
+from explorer.panes.cache import CachePane
+from explorer.registry import PANES
+from explorer.widgets.code_view import CodeView, SourcePanel
+from server.runner import ServerHandle
+from server.settings import Settings
+from server.ttl_cache import CacheClosed, TTLCache
+
+from .conftest import eventually
+
+Reply = dict[str, Any]
+
+
+def cold_key(prefix: str = "k") -> str:
+    """A key no test has read before."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def cache_tasks() -> list[str]:
+    """Names of this pattern's tasks still pending on the loop."""
+    return sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("cache:"))
+
+
+async def value(client: httpx.AsyncClient, key: str, **params: float) -> Reply:
+    response = await client.get(f"/cache/value/{key}", params=params)
+    assert response.status_code == 200, response.text
+    reply: Reply = response.json()
+    return reply
+
+
+async def stats(client: httpx.AsyncClient) -> Reply:
+    response = await client.get("/cache/stats")
+    assert response.status_code == 200
+    reply: Reply = response.json()
+    return reply
+
+
+@pytest.fixture
+async def blocking(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Blocking mode on for the test, off again after it."""
+    assert (await client.put("/monitor/blocking", json={"enabled": True})).json()["enabled"]
+    try:
+        yield
+    finally:
+        await client.put("/monitor/blocking", json={"enabled": False})
+
+
+# -- the TTL cache over HTTP ----------------------------------------------------------------
+
+
+async def test_miss_then_hit_then_expiry(client: httpx.AsyncClient) -> None:
+    key = cold_key()
+    first = await value(client, key, delay_s=0.2, ttl_s=0.6)
+    assert first["source"] == "miss"
+    assert first["took_ms"] >= 200  # it waited for the upstream
+    assert (first["upstream_calls"], first["computed_by_call"]) == (1, 1)
+
+    second = await value(client, key, delay_s=0.2, ttl_s=0.6)
+    assert second["source"] == "hit"
+    assert second["value"] == first["value"]
+    assert second["took_ms"] < 150  # no upstream call: far below its 200 ms
+    assert second["upstream_calls"] == 1  # the upstream saw nothing new
+    assert 0 < second["expires_in_s"] <= 0.6
+
+    await asyncio.sleep(0.8)
+    third = await value(client, key, delay_s=0.2, ttl_s=0.6)
+    assert third["source"] == "miss"
+    assert (third["upstream_calls"], third["computed_by_call"]) == (2, 2)
+    counters = await stats(client)
+    assert (counters["hits"], counters["misses"], counters["expired"]) == (1, 2, 1)
+
+
+async def test_concurrent_misses_share_one_upstream_call(client: httpx.AsyncClient) -> None:
+    key = cold_key()
+    replies = await asyncio.gather(*(value(client, key, delay_s=0.4) for _ in range(20)))
+    sources = sorted(r["source"] for r in replies)
+    assert sources == ["coalesced"] * 19 + ["miss"]
+    assert {r["upstream_calls"] for r in replies} == {1}
+    assert {r["value"] for r in replies} == {replies[0]["value"]}
+    counters = await stats(client)
+    assert (counters["misses"], counters["coalesced"], counters["in_flight"]) == (1, 19, 0)
+    assert counters["single_flight"] is True
+
+
+async def test_blocking_mode_lets_the_stampede_through(
+    client: httpx.AsyncClient, blocking: None
+) -> None:
+    key = cold_key()
+    replies = await asyncio.gather(*(value(client, key, delay_s=0.4) for _ in range(20)))
+    assert [r["source"] for r in replies] == ["miss"] * 20
+    assert max(r["upstream_calls"] for r in replies) == 20  # counted at the upstream
+    assert all(r["single_flight"] is False for r in replies)
+    counters = await stats(client)
+    assert (counters["misses"], counters["coalesced"]) == (20, 0)
+    assert counters["single_flight"] is False
+
+
+async def test_lru_bound_evicts_the_least_recently_used(client: httpx.AsyncClient) -> None:
+    maxsize = (await stats(client))["maxsize"]
+    keys = [cold_key(f"lru{i}") for i in range(maxsize + 1)]
+    for key in keys[:maxsize]:
+        await value(client, key, delay_s=0)
+    assert (await value(client, keys[0], delay_s=0))["source"] == "hit"  # now most recent
+    await value(client, keys[maxsize], delay_s=0)  # one too many: keys[1] goes, not keys[0]
+    counters = await stats(client)
+    assert (counters["size"], counters["evictions"]) == (maxsize, 1)
+    assert (await value(client, keys[0], delay_s=0))["source"] == "hit"
+    assert (await value(client, keys[1], delay_s=0))["source"] == "miss"
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_shared_computation(
+    server: ServerHandle, client: httpx.AsyncClient
+) -> None:
+    key = cold_key()
+    async with httpx.AsyncClient(base_url=server.url, timeout=0.3) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.get(f"/cache/value/{key}", params={"delay_s": 1.0})
+    # The computation was shielded: it finishes and is stored, for the next caller.
+    later = await value(client, key, delay_s=1.0)
+    assert later["source"] in ("coalesced", "hit")
+    assert later["upstream_calls"] == 1
+    await eventually(lambda: cache_tasks() == [], within=3)
+
+
+async def test_clear_drops_entries_and_resets_counters(client: httpx.AsyncClient) -> None:
+    key = cold_key()
+    await value(client, key, delay_s=0)
+    await value(client, key, delay_s=0)
+    response = await client.delete("/cache/entries", params={"reset_stats": "true"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["dropped"] == 1
+    assert (body["stats"]["size"], body["stats"]["hits"], body["stats"]["misses"]) == (0, 0, 0)
+    assert (await value(client, key, delay_s=0))["source"] == "miss"
+
+
+# -- the cache itself (no HTTP): failures, cancellation, close ---------------------------
+
+
+async def test_a_failed_computation_reaches_every_waiter_and_is_not_cached() -> None:
+    cache: TTLCache[str, int] = TTLCache(4)
+    calls = 0
+
+    async def failing() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        raise ValueError("upstream said no")
+
+    results = await asyncio.gather(
+        *(cache.get_or_compute("k", failing, 10) for _ in range(5)), return_exceptions=True
+    )
+    assert calls == 1
+    assert all(isinstance(r, ValueError) for r in results)
+    assert cache.stats().errors == 1
+    assert cache.peek("k") is None
+
+    async def working() -> int:
+        return 42
+
+    assert (await cache.get_or_compute("k", working, 10)).source == "miss"
+    await cache.close()
+
+
+async def test_close_cancels_computations_in_flight_and_refuses_new_lookups() -> None:
+    cache: TTLCache[str, int] = TTLCache(4)
+    started = asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(30)
+        return 1
+
+    waiter = asyncio.create_task(cache.get_or_compute("k", slow, 10))
+    await started.wait()
+    assert cache.stats().in_flight == 1
+    began = time.perf_counter()
+    await cache.close()
+    assert time.perf_counter() - began < 2
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert cache.stats().in_flight == 0
+    with pytest.raises(CacheClosed):
+        await cache.get_or_compute("k", slow, 10)
+
+
+# -- one shared client versus a client per request ---------------------------------------
+
+
+async def client_run(client: httpx.AsyncClient, **body: Any) -> Reply:
+    response = await client.post("/cache/clients/run", json=body)
+    assert response.status_code == 200, response.text
+    reply: Reply = response.json()
+    assert reply["errors"] == 0, reply["first_error"]
+    assert reply["ok"] == reply["upstream_calls"] == body["n"]
+    return reply
+
+
+async def test_shared_client_reuses_its_connections(client: httpx.AsyncClient) -> None:
+    first = await client_run(client, mode="shared", n=40, concurrency=5)
+    assert 1 <= first["connections_opened"] <= 5
+    assert first["connections_seen"] <= 5  # 40 calls over at most 5 TCP connections
+    assert first["clients_created"] == 0
+    again = await client_run(client, mode="shared", n=40, concurrency=5)
+    # Back to back, the pool's kept-alive connections carry the second run.
+    assert again["connections_opened"] < again["connections_seen"] or (
+        again["connections_opened"] == 0
+    )
+    assert again["connections_seen"] <= 5
+
+
+async def test_a_client_per_request_opens_a_connection_per_call(client: httpx.AsyncClient) -> None:
+    reply = await client_run(client, mode="per_request", n=20, concurrency=5)
+    assert reply["clients_created"] == 20
+    assert reply["connections_opened"] == 20  # client side: httpcore's connect_tcp
+    # Upstream side: distinct client ports. Linux may hand a closed loopback connection's
+    # port to a later one, so this is a lower bound; still far more than a pool's few.
+    assert 5 < reply["connections_seen"] <= 20
+    assert "20 TCP connections" in reply["note"]
+
+
+async def test_a_client_run_stops_when_its_caller_goes_away(server: ServerHandle) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=0.5) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.post(
+                "/cache/clients/run",
+                json={"mode": "shared", "n": 1000, "concurrency": 2, "delay_s": 0.1},
+            )
+    # 1000 calls of 0.1 s two at a time would take 50 s: the run is cancelled instead.
+    await eventually(lambda: cache_tasks() == [], within=3)
+    ledger = server.app.state.cache_ledger
+    calls = ledger.total_calls
+    await asyncio.sleep(0.5)
+    assert ledger.total_calls == calls  # the upstream hears no more of it
+
+
+# -- timeouts against a hanging upstream -------------------------------------------------
+
+
+async def test_a_timeout_answers_504_instead_of_hanging(client: httpx.AsyncClient) -> None:
+    began = time.perf_counter()
+    response = await client.get("/cache/hanging", params={"hang_s": 10, "timeout_s": 0.3})
+    took = time.perf_counter() - began
+    assert response.status_code == 504
+    detail = response.json()["detail"]
+    assert "0.3 s timeout" in detail
+    assert "ReadTimeout" in detail
+    assert 0.3 <= took < 5  # the timeout, not the 10 s hang
+    # The upstream saw its caller hang up and let go: nothing is left waiting.
+    await eventually(lambda: cache_tasks() == [], within=3)
+
+
+async def test_blocking_mode_calls_without_a_timeout(
+    client: httpx.AsyncClient, blocking: None
+) -> None:
+    response = await client.get("/cache/hanging", params={"hang_s": 1.0, "timeout_s": 0.2})
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["timeout_s"] is None
+    assert reply["waited_ms"] >= 1000  # the whole hang, not the 0.2 s timeout
+    assert reply["note"].startswith("Blocking mode")
+
+
+async def test_an_upstream_that_answers_in_time(client: httpx.AsyncClient) -> None:
+    response = await client.get("/cache/hanging", params={"hang_s": 0, "timeout_s": 5})
+    assert response.status_code == 200
+    assert response.json()["timeout_s"] == 5
+
+
+# -- lifespan and shutdown ---------------------------------------------------------------
+
+
+async def test_lifespan_owns_the_cache_and_the_shared_client(
+    server: ServerHandle, client: httpx.AsyncClient
+) -> None:
+    shared: httpx.AsyncClient = server.app.state.cache_client
+    cache: TTLCache[str, Any] = server.app.state.cache
+    assert shared is not server.app.state.http
+    assert "cache" in (await client.get("/")).json()["patterns"]
+    # a computation in flight when the server stops is cancelled, not waited for
+    slow = asyncio.create_task(client.get(f"/cache/value/{cold_key()}", params={"delay_s": 5}))
+    await eventually(lambda: cache.stats().in_flight == 1, within=3)
+    began = time.perf_counter()
+    await server.stop()
+    assert time.perf_counter() - began < server.shutdown_budget_s + 1
+    assert shared.is_closed
+    assert cache.stats().in_flight == 0
+    with pytest.raises(CacheClosed):
+        await cache.get_or_compute("x", lambda: asyncio.sleep(0), 1)
+    # uvicorn cancels a request still running after its graceful period and answers 500
+    # (or drops the connection): the 5 s computation did not hold the shutdown.
+    with contextlib.suppress(httpx.RemoteProtocolError):
+        assert (await slow).status_code == 500
+    assert cache_tasks() == []
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/cache/value/a%20b", {}),
+        ("/cache/value/" + "x" * 65, {}),
+        ("/cache/value/a", {"delay_s": "-1"}),
+        ("/cache/value/a", {"delay_s": "6"}),
+        ("/cache/value/a", {"delay_s": "nan"}),
+        ("/cache/value/a", {"ttl_s": "0"}),
+        ("/cache/value/a", {"ttl_s": "1e9"}),
+        ("/cache/value/a", {"ttl_s": "soon"}),
+        ("/cache/hanging", {"hang_s": "-1"}),
+        ("/cache/hanging", {"hang_s": "31"}),
+        ("/cache/hanging", {"timeout_s": "0"}),
+        ("/cache/hanging", {"timeout_s": "11"}),
+        ("/cache/hanging", {"timeout_s": "inf"}),
+        ("/cache/upstream/hang", {"hold_s": "100"}),
+        ("/cache/upstream/echo", {}),
+        ("/cache/upstream/echo", {"run": "NOT-HEX"}),
+        ("/cache/upstream/echo", {"run": "ab", "delay_s": "2"}),
+        ("/cache/upstream/compute/a", {"delay_s": "-0.1"}),
+    ],
+)
+async def test_bad_query_input_gets_a_clear_422(
+    client: httpx.AsyncClient, path: str, params: dict[str, str]
+) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert all(item["msg"] for item in response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"mode": "pooled"}',
+        b'{"n": 5}',
+        b'{"mode": "shared", "n": 0}',
+        b'{"mode": "shared", "n": 100000}',
+        b'{"mode": "shared", "concurrency": 0}',
+        b'{"mode": "shared", "concurrency": 51}',
+        b'{"mode": "shared", "delay_s": -1}',
+        b'{"mode": "shared", "delay_s": NaN}',
+        b'{"mode": "shared", "n": Infinity}',
+        b'{"mode": "shared", "extra": 1}',
+        b"not json",
+        b"[]",
+        # valid fields, but 1000 calls of 1 s one at a time would take 1000 s
+        b'{"mode": "shared", "n": 1000, "concurrency": 1, "delay_s": 1}',
+    ],
+)
+async def test_bad_client_runs_get_a_clear_422(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/cache/clients/run", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert all(item["msg"] for item in response.json()["detail"])
+
+
+async def test_unknown_routes_are_404(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/cache/nothing")).status_code == 404
+    assert (await client.get("/cache/value/")).status_code == 404
+
+
+# -- the pane (Pilot) --------------------------------------------------------------------
+
+
+async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> CachePane:
+    await eventually(lambda: app.context is not None and bool(app.query("#pane-cache")))
+    await pilot.press(str([p.SLUG for p in PANES].index("cache") + 1))
+    await pilot.pause()
+    pane = app.query_one(CachePane)
+    assert pane.display
+    return pane
+
+
+def table_rows(app: ExplorerApp) -> list[list[str]]:
+    table: DataTable[Any] = app.query_one("#pane-cache #runs", DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def set_fields(app: ExplorerApp, **values: str) -> None:
+    for name, text in values.items():
+        app.query_one(f"#pane-cache #{name}", Input).value = text
+
+
+async def test_pane_stampede_with_and_without_single_flight(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_pane(app, pilot)
+        set_fields(app, callers="10", delay_s="0.3")
+        await pilot.click("#pane-cache #do-stampede")
+        await eventually(lambda: len(table_rows(app)) == 1, within=15)
+        row = table_rows(app)[0]
+        assert row[1:4] == ["stampede ×10", "single flight", "1 upstream call"]
+        assert "1 miss, 9 coalesced" in row[5]
+
+        await pilot.press("b")
+        await pilot.press("r")  # repeats the last demonstration
+        await eventually(lambda: len(table_rows(app)) == 2, within=15)
+        row = table_rows(app)[1]
+        assert row[2:4] == ["no single flight", "10 upstream calls"]
+        summary = str(app.query_one("#pane-cache #summary", Static).content)
+        assert "Stampede" in summary
+        pane = app.query_one(CachePane)
+        await eventually(lambda: (pane.stats or {}).get("misses") == 11, within=5)
+        stats_line = str(app.query_one("#pane-cache #stats", Static).content)
+        assert "coalesced 9" in stats_line
+        assert "single flight OFF" in stats_line
+
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        panels = list(app.query_one(CodeView).query(SourcePanel))
+        assert panels[0].block.path == "server/ttl_cache.py"
+        assert "def get_or_compute" in panels[0].block.text
+        assert "def stampede" in panels[-1].block.text
+
+
+async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_pane(app, pilot)
+        set_fields(app, calls="20", concurrency="4")
+        await pilot.click("#pane-cache #do-clients")
+        await eventually(lambda: len(table_rows(app)) == 2, within=30)
+        shared, fresh = table_rows(app)
+        assert shared[2] == "shared"
+        assert fresh[2] == "per-request"
+        assert fresh[5].startswith("TCP opened 20 · seen ")
+        summary = str(app.query_one("#pane-cache #summary", Static).content)
+        assert "shared/per-request" in summary
+
+
+async def test_pane_hanging_upstream_times_out(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_pane(app, pilot)
+        set_fields(app, hang_s="5", timeout_s="0.2")
+        await pilot.click("#pane-cache #do-hanging")
+        await eventually(lambda: len(table_rows(app)) == 1, within=10)
+        row = table_rows(app)[0]
+        assert row[2:4] == ["timeout 0.2 s", "504"]
+        summary = str(app.query_one("#pane-cache #summary", Static).content)
+        assert "0.2 s timeout" in summary
+
+
+async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        set_fields(app, callers="1", key="no spaces please")
+        await pilot.click("#pane-cache #do-stampede")
+        await pilot.pause()
+        assert pane.busy == 0
+        assert table_rows(app) == []
+        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+async def test_pane_get_hits_then_sweep_evicts_then_clear(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        set_fields(app, key="pilot", delay_s="0.1", ttl_s="60")
+        await pilot.click("#pane-cache #do-get")
+        await eventually(lambda: len(table_rows(app)) == 1, within=10)
+        await pilot.press("r")
+        await eventually(lambda: len(table_rows(app)) == 2, within=10)
+        assert [row[3] for row in table_rows(app)] == ["miss", "hit"]
+
+        await pilot.click("#pane-cache #do-sweep")
+        await eventually(lambda: len(table_rows(app)) == 3, within=15)
+        sweep = table_rows(app)[2]
+        assert sweep[3] == "12 misses, 0 hits"
+        # 13 keys went into 8 places: 5 least recently used were evicted
+        assert sweep[5] == "5 evicted · cache holds 8/8"
+        await eventually(lambda: (pane.stats or {}).get("evictions") == 5, within=5)
+
+        await pilot.click("#pane-cache #clear")
+        await eventually(lambda: (pane.stats or {}).get("size") == 0, within=5)
+        assert pane.stats is not None
+        assert (pane.stats["hits"], pane.stats["misses"], pane.stats["evictions"]) == (0, 0, 0)
+        assert "cache 0/8" in str(app.query_one("#pane-cache #stats", Static).content)
