@@ -6,8 +6,9 @@ from .panes.base import PatternPane
 from .panes.basics import BasicsPane
 from .panes.concurrency import ConcurrencyPane
 from .panes.tasks import TasksPane
+from .panes.ws import WsPane
 
-PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane)
+PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane, WsPane)
 
 
 def pane_for(slug: str) -> type[PatternPane]:
