@@ -85,6 +85,10 @@ class SwarmFigures:
     close_reasons: Counter[str] = field(default_factory=Counter)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
+    def keep_every_latency(self) -> None:
+        """Keep all samples, not the most recent ones (a benchmark wants the whole run)."""
+        self.latencies_ms = deque(self.latencies_ms)
+
 
 class BotSwarm:
     """N bots in one room, chatting at a total rate; close() leaves nothing behind."""

@@ -16,8 +16,10 @@ from explorer.app import ExplorerApp
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
 from explorer.panes.concurrency import ConcurrencyPane
 from explorer.panes.tasks import TasksPane
+from explorer.panes.ws import WsPane
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
+from explorer.widgets.ws_figures import BotFigures, BotFiguresView
 from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
 from server.settings import Settings
 
@@ -230,5 +232,50 @@ def test_tasks_pane_with_a_failed_job(snap_compare: Any, tmp_path: Path) -> None
         ):
             pane.post_message(TasksPane.StreamEvent("job", job))
         await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+FROZEN_BOTS = BotFiguresView(
+    target=100,
+    connected=100,
+    msgs_in_per_s=0.0,
+    msgs_out_per_s=0.0,
+    p50_ms=2210.4,
+    p99_ms=6120.9,
+    drops=1,
+    closed_by_server=0,
+    stalled=True,
+    mode="naive",
+    queued_kib=0.0,
+    naive_waiting_s=6.2,
+    last_drop="stalled: send timeout: one send waited over 2 s",
+)
+
+
+def test_ws_pane_bots_stalled_by_the_naive_broadcast(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(WsPane):
+            await pilot.pause(0.02)
+        await pilot.press("4")
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(WsPane)
+        await pilot.click("#pane-ws #tab-bots")
+        pilot.app.blocking_switch.set(True)
+        pane.figures_timer.pause()
+        pane.figures_view = FROZEN_BOTS
+        pane.query_one(BotFigures).show(FROZEN_BOTS)
+        for line in (
+            "bots: connecting 100 to /ws/chat/bots",
+            "bots: 100 connected, chatting at 50 msg/s of 4096 chars",
+            "stalled client: joined, and will never read",
+        ):
+            pane.say(line)
+        await pilot.pause(0.2)
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

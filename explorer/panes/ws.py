@@ -99,6 +99,7 @@ class WsPane(PatternPane):
     WsPane #ws-tabs { layout: horizontal; height: auto; width: 100%; border: none; }
     WsPane #ws-tabs RadioButton { margin-right: 2; }
     WsPane #ws-views { height: auto; }
+    WsPane #ws-views > * { height: auto; }
     WsPane .row { height: auto; }
     WsPane .row Button { margin-right: 1; min-width: 8; }
     WsPane .row Label { padding: 1 1 0 1; }
@@ -198,7 +199,8 @@ class WsPane(PatternPane):
         self._unsubscribe = self.context.blocking.subscribe(lambda _: self._show_lesson())
         self._show_lesson()
         self._figures.show(self.figures_view)
-        self.set_interval(1 / FIGURES_HZ, self.refresh_figures)
+        #: the 4 Hz figures refresh (a snapshot test pauses it to freeze the figures)
+        self.figures_timer = self.set_interval(1 / FIGURES_HZ, self.refresh_figures)
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
