@@ -330,7 +330,9 @@ async def run_all(args: argparse.Namespace) -> int:
     )
     print(table(HEADERS, [run_row(run) for run in runs]))
     ours, bare = runs[0::2], runs[1::2]
-    ratios = sorted(o.deliveries_per_s / b.deliveries_per_s for o, b in zip(ours, bare, strict=True))
+    ratios = sorted(
+        o.deliveries_per_s / b.deliveries_per_s for o, b in zip(ours, bare, strict=True)
+    )
     p99_ratios = sorted(
         (o.p99_ms or 0) / b.p99_ms for o, b in zip(ours, bare, strict=True) if b.p99_ms
     )
