@@ -64,13 +64,14 @@ LESSONS = {
     "delivered through one bounded outbox and one writer task per member.",
     "auth": "POST /ws/token, then connect offering the subprotocol bearer.<token> (never "
     "the query string: that lands in logs). Missing, bad or expired: closed with 1008.",
-    "bots": "Real websockets clients in this process. Add the stalled client: the room "
-    "keeps flowing, and the stalled one is dropped after its 2 s send timeout (1008).",
+    "bots": "Real websockets clients in this process. Add the stalled client: once its "
+    "socket buffers are full (a few MB: ~20 s at 50 msg/s of 4 KiB) the room keeps flowing "
+    "and it is dropped after its 2 s send timeout (1008). Then press b.",
 }
 BOTS_PITFALL = (
     "Blocking mode: the guide's `for connection in active: await connection.send_text(...)`. "
-    "With the stalled client in the room, every broadcast waits on its full socket: "
-    "msg/s fall to zero and latency climbs, for everyone."
+    "With the stalled client in the room, once its socket is full every broadcast waits "
+    "on it: msg/s fall to zero and latency climbs, for everyone, until it goes."
 )
 
 
@@ -105,7 +106,7 @@ class WsPane(PatternPane):
     WsPane .row Label { padding: 1 1 0 1; }
     WsPane .row Input { width: 1fr; }
     WsPane #chat-name, WsPane #chat-room { width: 14; }
-    WsPane #bots-n, WsPane #bots-rate, WsPane #bots-size { width: 10; }
+    WsPane #bots-n, WsPane #bots-rate, WsPane #bots-size { width: 12; }
     WsPane #bots-stalled { margin-left: 1; }
     WsPane #lesson { height: auto; color: $text-muted; }
     WsPane #lesson.-blocking { color: $error; }
@@ -187,7 +188,7 @@ class WsPane(PatternPane):
                     yield Label("msg/s")
                     yield number_input("bots-rate", "50", 0, 5000, "Messages per second")
                     yield Label("size")
-                    yield number_input("bots-size", "256", 16, 16384, "Message size (chars)")
+                    yield number_input("bots-size", "4096", 16, 16384, "Message size (chars)")
                     yield Button("Start", id="bots-start", variant="primary")
                     yield Button("Stop", id="bots-stop")
                     yield Checkbox("stalled client", id="bots-stalled")
@@ -212,6 +213,10 @@ class WsPane(PatternPane):
             self.stalled = None
 
     # -- tabs ------------------------------------------------------------------------------
+
+    def on_show(self) -> None:
+        """Opened with its number key: focus the tabs, so arrows and Enter work at once."""
+        self.query_one("#ws-tabs", RadioSet).focus()
 
     @on(RadioSet.Changed, "#ws-tabs")
     def _tab(self, event: RadioSet.Changed) -> None:
