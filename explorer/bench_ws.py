@@ -44,6 +44,14 @@ import httpx
 from .ws_bots import BotSwarm, StalledClient, ws_url
 
 READY = "READY"
+
+
+def say(*parts: object) -> None:
+    """One line on stdout, flushed (a child's READY line is read as it comes)."""
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    sys.stdout.flush()
+
+
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -60,7 +68,7 @@ async def serve_app(port: int) -> None:
         handle = ServerHandle(Settings(port=port, data_dir=Path(data)))
         await handle.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, handle.request_stop)
-        print(READY, flush=True)
+        say(READY)
         try:
             await handle.wait()
         finally:
@@ -92,7 +100,7 @@ async def serve_bare(port: int) -> None:
 
     async with serve(handler, "127.0.0.1", port, max_size=1024 * 1024) as server:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.close)
-        print(READY, flush=True)
+        say(READY)
         with contextlib.suppress(asyncio.CancelledError):
             await server.serve_forever()
 
@@ -293,17 +301,17 @@ HEADERS = ["server", "clients", "msgs", "wall s", "deliveries/s", "p50 ms", "p99
 
 async def run_all(args: argparse.Namespace) -> int:
     today = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    print(
+    say(
         f"bench_ws: Python {platform.python_version()}, {platform.platform()}, "
         f"{os.cpu_count()} CPUs, {today}\n"
     )
     with child_server("app") as base_url:
         lessons = await lesson(base_url, args)
-    print(
+    say(
         f"1. {args.lesson_clients} bots + 1 stalled client, {args.lesson_messages} x 4 KiB "
         f"broadcast, window {args.window}"
     )
-    print(table(HEADERS, [run_row(run) for run, _ in lessons]))
+    say(table(HEADERS, [run_row(run) for run, _ in lessons]))
     for run, stats in lessons:
         drops = stats.get("recent_drops") or []
         dropped = (
@@ -311,12 +319,12 @@ async def run_all(args: argparse.Namespace) -> int:
             if drops
             else "nobody dropped"
         )
-        print(
+        say(
             f"  {run.label}: {run.note}; {dropped}; longest naive broadcast "
             f"{stats.get('naive_longest_s', 0):.1f} s"
         )
     right, naive = lessons[0][0], lessons[1][0]
-    print(f"  wall ratio naive/right: {naive.wall_s / right.wall_s:.2f}\n")
+    say(f"  wall ratio naive/right: {naive.wall_s / right.wall_s:.2f}\n")
 
     runs: list[Run] = []
     for round_no in range(1, args.rounds + 1):
@@ -324,11 +332,11 @@ async def run_all(args: argparse.Namespace) -> int:
         for kind, label in (("app", "explorer /ws/chat"), ("bare", "websockets broadcast()")):
             with child_server(kind) as base_url:
                 runs.append(await fan_out(base_url, f"{label} #{round_no}", args))
-    print(
+    say(
         f"2. Fan-out: {args.clients} clients, {args.messages} messages of {args.size} chars, "
         f"window {args.window}, {args.rounds} round(s)"
     )
-    print(table(HEADERS, [run_row(run) for run in runs]))
+    say(table(HEADERS, [run_row(run) for run in runs]))
     ours, bare = runs[0::2], runs[1::2]
     ratios = sorted(
         o.deliveries_per_s / b.deliveries_per_s for o, b in zip(ours, bare, strict=True)
@@ -338,7 +346,7 @@ async def run_all(args: argparse.Namespace) -> int:
     )
     ratio = statistics.median(ratios)
     p99_ratio = statistics.median(p99_ratios) if p99_ratios else 0.0
-    print(
+    say(
         f"  ratio explorer/bare, median of rounds: deliveries/s {ratio:.2f} "
         f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}), p99 {p99_ratio:.2f}"
     )
