@@ -7,8 +7,15 @@ from .panes.basics import BasicsPane
 from .panes.cache import CachePane
 from .panes.concurrency import ConcurrencyPane
 from .panes.tasks import TasksPane
+from .panes.ws import WsPane
 
-PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane, CachePane)
+PANES: tuple[type[PatternPane], ...] = (
+    BasicsPane,
+    ConcurrencyPane,
+    TasksPane,
+    WsPane,
+    CachePane,
+)
 
 
 def pane_for(slug: str) -> type[PatternPane]:

@@ -14,12 +14,16 @@ from textual.pilot import Pilot
 from textual.widgets import Select
 
 from explorer.app import ExplorerApp
+from explorer.panes.base import PatternPane
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
 from explorer.panes.cache import CachePane, RunRow
 from explorer.panes.concurrency import ConcurrencyPane
 from explorer.panes.tasks import TasksPane
+from explorer.panes.ws import WsPane
+from explorer.registry import PANES
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
+from explorer.widgets.ws_figures import BotFigures, BotFiguresView
 from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
 from server.settings import Settings
 
@@ -34,6 +38,11 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+def key_of(pane: type[PatternPane]) -> str:
+    """The digit that opens ``pane`` (its place in the menu)."""
+    return str(PANES.index(pane) + 1)
 
 
 FROZEN_STALLS = tuple(
@@ -179,7 +188,7 @@ def test_concurrency_pane_after_a_race(snap_compare: Any, tmp_path: Path) -> Non
         assert isinstance(pilot.app, ExplorerApp)
         while not pilot.app.query(ConcurrencyPane):
             await pilot.pause(0.02)
-        await pilot.press("2")
+        await pilot.press(key_of(ConcurrencyPane))
         pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
         pane = pilot.app.query_one(ConcurrencyPane)
         pane.strategy_key = "race"
@@ -213,7 +222,7 @@ def test_tasks_pane_with_a_failed_job(snap_compare: Any, tmp_path: Path) -> None
         assert isinstance(pilot.app, ExplorerApp)
         while not pilot.app.query(TasksPane):
             await pilot.pause(0.02)
-        await pilot.press("3")
+        await pilot.press(key_of(TasksPane))
         pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
         pane = pilot.app.query_one(TasksPane)
         while not pane.connected:
@@ -258,7 +267,7 @@ def test_cache_pane_after_a_stampede_and_a_client_run(snap_compare: Any, tmp_pat
         assert isinstance(pilot.app, ExplorerApp)
         while not pilot.app.query(CachePane):
             await pilot.pause(0.02)
-        await pilot.press("4")
+        await pilot.press(key_of(CachePane))
         pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
         pane = pilot.app.query_one(CachePane)
         pane.post_message(
@@ -318,6 +327,51 @@ def test_cache_pane_after_a_stampede_and_a_client_run(snap_compare: Any, tmp_pat
         # the pane reads the real (empty) stats after each run; freeze them once it has
         await pilot.pause(0.6)
         pane.stats = FROZEN_CACHE_STATS
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+FROZEN_BOTS = BotFiguresView(
+    target=100,
+    connected=100,
+    msgs_in_per_s=0.0,
+    msgs_out_per_s=0.0,
+    p50_ms=2210.4,
+    p99_ms=6120.9,
+    drops=1,
+    closed_by_server=0,
+    stalled=True,
+    mode="naive",
+    queued_kib=0.0,
+    naive_waiting_s=6.2,
+    last_drop="stalled: send timeout: one send waited over 2 s",
+)
+
+
+def test_ws_pane_bots_stalled_by_the_naive_broadcast(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(WsPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(WsPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(WsPane)
+        await pilot.click("#pane-ws #tab-bots")
+        pilot.app.blocking_switch.set(True)
+        pane.figures_timer.pause()
+        pane.figures_view = FROZEN_BOTS
+        pane.query_one(BotFigures).show(FROZEN_BOTS)
+        for line in (
+            "bots: connecting 100 to /ws/chat/bots",
+            "bots: 100 connected, chatting at 50 msg/s of 4096 chars",
+            "stalled client: joined, and will never read",
+        ):
+            pane.say(line)
+        await pilot.pause(0.2)
+        pilot.app.clear_notifications()
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
