@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -238,9 +239,12 @@ class ExplorerApp(App[int]):
                     severity="warning",
                     timeout=4,
                 )
-        lines = self._log_handler.drain()
-        if lines:
-            log_view.write_lines(lines)
+        # Except the Log: each write starts a thread that reports back to the app, and one
+        # started during teardown outlives it (NoActiveAppError). Lines wait in the queue.
+        if log_view.is_attached:
+            lines = self._log_handler.drain()
+            if lines:
+                log_view.write_lines(lines)
         if not self.server.running and not self._server_lost:
             self._server_lost = True
             top_bar.warning = "⚠ the server stopped: see the log (l)"
@@ -408,6 +412,7 @@ class ExplorerApp(App[int]):
         self._stopped = True
         if self._gauge_timer is not None:
             self._gauge_timer.stop()
+        await self._let_log_threads_finish()
         self.workers.cancel_all()
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -418,6 +423,22 @@ class ExplorerApp(App[int]):
         finally:
             self._log_capture.uninstall()
             self._remove_signal_handlers()
+
+    async def _let_log_threads_finish(self) -> None:
+        """Wait (briefly) for the Log widget's measuring threads.
+
+        ``Log.write`` starts a thread worker that reports back with ``call_from_thread``;
+        one still running when the app is gone raises NoActiveAppError in its thread. The
+        gauge timer is stopped, so no new ones start.
+        """
+        threads = [
+            worker.wait()
+            for worker in list(self.workers)
+            if isinstance(worker.node, Log) and not worker.is_finished
+        ]
+        if threads:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*threads, return_exceptions=True), 1.0)
 
     async def on_unmount(self) -> None:
         # Any other way out (an exception, the driver closing) still stops the server.

@@ -36,6 +36,7 @@ from ..cache_upstream import (
     wait_unless_disconnected,
 )
 from ..deps import BlockingMode
+from ..json_types import JsonInt
 from ..ttl_cache import CacheClosed, TTLCache
 
 log = logging.getLogger("fastasync.cache")
@@ -360,11 +361,12 @@ async def call_per_request(url: str, params: dict[str, str], connects: ConnectCo
 class ClientRunRequest(BaseModel):
     """``POST /cache/clients/run`` body."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: JSON types, not Python's coercions (`"delay_s": false` is refused)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     mode: ClientMode
-    n: int = Field(100, ge=1, le=1000, description="Calls to make.")
-    concurrency: int = Field(10, ge=1, le=POOL_SIZE, description="Calls in flight at once.")
+    n: JsonInt = Field(100, ge=1, le=1000, description="Calls to make.")
+    concurrency: JsonInt = Field(10, ge=1, le=POOL_SIZE, description="Calls in flight at once.")
     delay_s: float = Field(0.0, ge=0, le=1.0, description="Upstream latency per call.")
 
 
