@@ -6,7 +6,7 @@
 - three pump tasks: the ticker (``tick`` events at an interval the API can change), the
   stall pump (the LoopMonitor's stalls as ``stall`` events) and the job pump (the job
   store's changes as ``job`` events);
-- the counts ``/sse/stats`` reports: generator bodies alive right now, and the producer
+- the counts ``/sse/stats`` reports: SSE responses open right now, and the producer
   tasks the pitfall leaves behind (bounded by ``MAX_LEAKED``, cancelled at shutdown).
 """
 
@@ -52,10 +52,10 @@ class SseHub:
         self._monitor = monitor
         self._jobs = jobs
         self._pumps: set[asyncio.Task[None]] = set()
-        #: generator bodies between their first line and their ``finally``
-        self.generators = 0
-        self.generators_started = 0
-        self.generators_finished = 0
+        #: SSE responses from their start to the end of their teardown
+        self.streams = 0
+        self.streams_started = 0
+        self.streams_finished = 0
         #: the pitfall's producer tasks: kept here only so shutdown can cancel them
         self.leaked: set[asyncio.Task[None]] = set()
         #: ticks those producers made for a client that was no longer there
@@ -129,13 +129,13 @@ class SseHub:
 
     # -- the generators' books ------------------------------------------------------------
 
-    def generator_started(self) -> None:
-        self.generators += 1
-        self.generators_started += 1
+    def stream_started(self) -> None:
+        self.streams += 1
+        self.streams_started += 1
 
-    def generator_finished(self) -> None:
-        self.generators -= 1
-        self.generators_finished += 1
+    def stream_finished(self) -> None:
+        self.streams -= 1
+        self.streams_finished += 1
 
     def adopt_leak(self, task: asyncio.Task[None]) -> None:
         """Track a pitfall producer weakly in spirit: only to bound it and end it at exit."""
@@ -145,9 +145,9 @@ class SseHub:
     def stats(self) -> dict[str, Any]:
         bus = self.bus
         return {
-            "generators": self.generators,
-            "generators_started": self.generators_started,
-            "generators_finished": self.generators_finished,
+            "streams": self.streams,
+            "streams_started": self.streams_started,
+            "streams_finished": self.streams_finished,
             "leaked_producers": len(self.leaked),
             "leaked_cap": MAX_LEAKED,
             "unread_ticks": self.unread_ticks,
