@@ -5,9 +5,17 @@ from __future__ import annotations
 from .panes.base import PatternPane
 from .panes.basics import BasicsPane
 from .panes.concurrency import ConcurrencyPane
+from .panes.sse import SsePane
+from .panes.stream import StreamPane
 from .panes.tasks import TasksPane
 
-PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane)
+PANES: tuple[type[PatternPane], ...] = (
+    BasicsPane,
+    ConcurrencyPane,
+    TasksPane,
+    SsePane,
+    StreamPane,
+)
 
 
 def pane_for(slug: str) -> type[PatternPane]:
