@@ -15,7 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
 
+from explorer.app import ExplorerApp
+from explorer.panes.sse import SsePane
+from explorer.registry import PANES
 from server.routes import sse as sse_routes
 from server.runner import ServerHandle
 from server.settings import Settings
@@ -386,3 +391,80 @@ async def test_non_finite_tick_interval_gets_a_422(client: httpx.AsyncClient) ->
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 422, response.text
+
+
+# -- the pane (Pilot) -----------------------------------------------------------------------
+
+
+async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> SsePane:
+    await eventually(lambda: app.context is not None and bool(app.query(SsePane)), within=10)
+    await pilot.press(str([p.SLUG for p in PANES].index("sse") + 1))
+    pane = app.query_one(SsePane)
+    assert app.context is not None
+    await app.context.http.put("/sse/tick-interval", json={"interval_s": 0.05})
+    return pane
+
+
+def figures_text(app: ExplorerApp) -> str:
+    return str(app.query_one("#pane-sse #figures", Static).render())
+
+
+async def test_pane_drop_and_resume_has_no_gap(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        await pilot.click("#pane-sse #follow")
+        await eventually(lambda: len(pane.ids_seen) >= 3, within=10)
+        await pilot.click("#pane-sse #drop")
+        await eventually(lambda: not pane.following, within=5)
+        dropped_at = len(pane.ids_seen)
+        await asyncio.sleep(0.3)
+        await pilot.click("#pane-sse #resume")
+        await eventually(lambda: len(pane.ids_seen) >= dropped_at + 8, within=10)
+        await pilot.click("#pane-sse #drop")
+        seqs = [int(i.rsplit("-", 1)[1]) for i in pane.ids_seen]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no gap, no duplicate"
+        assert pane.resumes == 1
+        assert not pane.gaps
+
+
+async def test_pane_shows_the_leaked_producer(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        await pilot.click("#pane-sse #leave")
+        await asyncio.sleep(1.0)
+        assert pane.server.get("leaked_producers") == 0
+        await pilot.press("b")
+        await pilot.click("#pane-sse #leave")
+        await eventually(lambda: pane.server.get("leaked_producers") == 1, within=10)
+        await eventually(lambda: "leaked producers 1" in figures_text(app), within=5)
+        assert "never" in str(app.query_one("#pane-sse #lesson", Static).render())
+        await pilot.click("#pane-sse #end-leaks")
+        await eventually(lambda: pane.server.get("leaked_producers") == 0, within=10)
+
+
+async def test_pane_swarm_counts_subscribers_and_lag(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        app.query_one("#pane-sse #subscribers", Input).value = "20"
+        await pilot.click("#pane-sse #swarm-open")
+        await eventually(lambda: pane.server.get("subscribers") == 20, within=10)
+        await eventually(lambda: pane.swarm.delivered >= 60, within=10)
+        assert pane.swarm.open == 20
+        assert "open 20" in figures_text(app)
+        await pilot.click("#pane-sse #swarm-close")
+        await eventually(lambda: pane.swarm.open == 0, within=5)
+        await eventually(lambda: pane.server.get("subscribers") == 0, within=5)
+
+
+async def test_pane_refuses_a_bad_subscriber_count(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        app.query_one("#pane-sse #subscribers", Input).value = "5000"
+        await pilot.click("#pane-sse #swarm-open")
+        await pilot.pause(0.2)
+        assert pane.swarm.open == 0
+        assert any("Invalid input" in (n.title or "") for n in app._notifications)

@@ -18,7 +18,12 @@ from typing import Any
 import aiosqlite
 import httpx
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, Log, ProgressBar, Static
 
+from explorer.app import ExplorerApp
+from explorer.panes.stream import StreamPane
+from explorer.registry import PANES
 from server.files_export import csv_batches, neutralise, render_section, sqlite_rows
 from server.routes import stream as stream_routes
 from server.routes.stream import StreamState
@@ -379,3 +384,82 @@ async def test_stats_show_memory_and_descriptors(client: httpx.AsyncClient) -> N
     assert figures["rss_bytes"] > 10 * MiB
     assert figures["rss_peak_bytes"] >= figures["rss_bytes"]
     assert figures["open_fds"] > 3
+
+
+# -- the pane (Pilot) -----------------------------------------------------------------------
+
+
+async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> StreamPane:
+    await eventually(lambda: app.context is not None and bool(app.query(StreamPane)), within=10)
+    await pilot.press(str([p.SLUG for p in PANES].index("stream") + 1))
+    return app.query_one(StreamPane)
+
+
+async def test_pane_downloads_with_progress(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        app.query_one("#pane-stream #size", Input).value = "8"
+        await pilot.click("#pane-stream #generate")
+        await eventually(lambda: pane.file is not None, within=20)
+        await pilot.click("#pane-stream #download")
+        await eventually(
+            lambda: pane.transfer is not None and pane.transfer.outcome == "complete", within=20
+        )
+        assert pane.transfer is not None
+        assert pane.transfer.received == 8 * MiB
+        await pilot.pause(0.4)
+        bar = app.query_one("#pane-stream #progress", ProgressBar)
+        assert bar.progress == bar.total == 8 * MiB
+        line = str(app.query_one("#pane-stream #transfer", Static).render())
+        assert "8.0 / 8.0 MiB" in line
+        assert "RSS" in line
+
+
+async def test_pane_cancel_stops_the_server_side(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        server_state: StreamState = app.server.app.state.stream  # type: ignore[union-attr]
+        app.query_one("#pane-stream #size", Input).value = "1024"
+        await pilot.click("#pane-stream #generate")
+        await eventually(lambda: pane.file is not None, within=60)
+        await pilot.click("#pane-stream #download")
+        await eventually(
+            lambda: pane.transfer is not None and pane.transfer.received > 0, within=10
+        )
+        app.query_one("#pane-stream #cancel", Button).press()  # no wait for a click's repaint
+        await eventually(lambda: pane.transfer is not None and pane.transfer.finished is not None)
+        assert pane.transfer is not None
+        assert pane.transfer.outcome.startswith("cancelled")
+        assert pane.transfer.received < 1024 * MiB
+        await eventually(lambda: server_state.downloads.active == 0, within=5)
+        assert server_state.downloads.aborted == 1
+        for sample in (tmp_path / "files").iterdir():
+            sample.unlink()  # a GiB is too much to leave in pytest's kept temp directories
+
+
+async def test_pane_exports_and_uploads(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_pane(app, pilot)
+        log = app.query_one("#pane-stream #results", Log)
+        await pilot.click("#pane-stream #report")
+        await eventually(lambda: any("Report: 6 chunks" in line for line in log.lines), within=10)
+        await pilot.click("#pane-stream #csv")
+        await eventually(lambda: any("CSV export:" in line for line in log.lines), within=10)
+        app.query_one("#pane-stream #size", Input).value = "2"
+        await pilot.click("#pane-stream #upload")
+        await eventually(lambda: any("uploaded as" in line for line in log.lines), within=10)
+        assert len(list((tmp_path / "uploads").iterdir())) == 1
+
+
+async def test_pane_refuses_a_bad_size(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_pane(app, pilot)
+        app.query_one("#pane-stream #size", Input).value = "0"
+        await pilot.click("#pane-stream #generate")
+        await pilot.pause(0.3)
+        assert pane.file is None
+        assert any("Invalid input" in (n.title or "") for n in app._notifications)
