@@ -420,7 +420,7 @@ async def test_pane_cancel_stops_the_server_side(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_pane(app, pilot)
-        server_state: StreamState = app.server.app.state.stream  # type: ignore[union-attr]
+        server_state: StreamState = app.server.app.state.stream
         app.query_one("#pane-stream #size", Input).value = "1024"
         await pilot.click("#pane-stream #generate")
         await eventually(lambda: pane.file is not None, within=60)

@@ -83,7 +83,7 @@ class SsePane(PatternPane):
     SsePane #subscribers { width: 10; }
     SsePane #lesson { height: auto; color: $text-muted; }
     SsePane #lesson.-blocking { color: $error; }
-    SsePane #figures { height: 2; }
+    SsePane #figures { height: 3; }
     SsePane #events { height: 1fr; }
     """
 
@@ -309,16 +309,20 @@ class SsePane(PatternPane):
         )
         leaked = s.get("leaked_producers", 0)
         text.append(
-            f"leaked producers {leaked} (ticks for nobody {s.get('unread_ticks', 0)})",
+            f"leaked producers {leaked} ({s.get('unread_ticks', 0)} ticks for nobody)",
             style="bold red" if leaked else "",
         )
         text.append("\nswarm  ", style="bold")
         text.append(
             f"open {swarm.open}  delivered {swarm.delivered:,}  "
             f"lag p50 {percentile(swarm.lags_ms, 0.5):.1f} ms  "
-            f"p99 {percentile(swarm.lags_ms, 0.99):.1f} ms  errors {swarm.errors}  "
-            f"· feed {'on' if self.following else 'off'}, resumes {self.resumes}, "
-            f"gaps {len(self.gaps)}"
+            f"p99 {percentile(swarm.lags_ms, 0.99):.1f} ms  errors {swarm.errors}"
+        )
+        text.append("\nfeed   ", style="bold")
+        text.append(
+            f"{'following' if self.following else 'not connected'}  "
+            f"last id seen {self.last_id or '-'}  resumes {self.resumes}  "
+            f"missed reports {len(self.gaps)}"
         )
         self._figures.update(text, layout=False)
 

@@ -67,7 +67,8 @@ class StreamPane(PatternPane):
     StreamPane #lesson { height: auto; color: $text-muted; }
     StreamPane #lesson.-blocking { color: $error; }
     StreamPane #progress { height: 1; margin: 1 0 0 0; }
-    StreamPane #transfer { height: 2; }
+    StreamPane #progress Bar { width: 1fr; }
+    StreamPane #transfer { height: 3; }
     StreamPane #results { height: 1fr; }
     """
 
@@ -279,7 +280,7 @@ class StreamPane(PatternPane):
             else (f" ({(rss - self.rss_at_start) / MiB:+.1f} since the download started)")
         )
         text.append(
-            f"RSS {0 if rss is None else rss / MiB:,.1f} MiB{growth}  "
+            f"RSS {0 if rss is None else rss / MiB:,.1f} MiB{growth}\n       "
             f"downloads active {s.get('downloads_active', '-')}  "
             f"aborted {s.get('downloads_aborted', '-')}  open fds {s.get('open_fds', '-')}  "
             f"uploads kept {s.get('uploads_stored', '-')}"
