@@ -29,7 +29,14 @@ from dataclasses import dataclass, field
 import httpx
 from httpx_sse import aconnect_sse
 
-from .bench import base_url, explorer_process, format_table, free_port, serve_process
+from .bench import (
+    base_url,
+    explorer_process,
+    format_table,
+    free_port,
+    progress,
+    serve_process,
+)
 
 MiB = 1024 * 1024
 
@@ -135,6 +142,11 @@ async def sse_fanout(port: int, subscribers: int, seconds: float, rate_hz: float
     return result
 
 
+def out(text: str = "") -> None:
+    """A line of the report on stdout (progress goes to stderr via ``bench.progress``)."""
+    sys.stdout.write(text + "\n")
+
+
 def pct(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -150,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     for label, start in servers:
         port = free_port()
-        print(f"… {label}: {args.rounds} downloads of {args.size_mib} MiB", file=sys.stderr)
+        progress(f"… {label}: {args.rounds} downloads of {args.size_mib} MiB")
         with start(port):
             downloads[label] = download_rounds(port, size, args.rounds)
     for label, d in downloads.items():
@@ -165,22 +177,22 @@ def run(args: argparse.Namespace) -> int:
     ratio = statistics.median(downloads["embedded (TUI)"].mb_s) / statistics.median(
         downloads["serve"].mb_s
     )
-    print(f"download of a {args.size_mib} MiB file, {args.rounds} rounds each")
-    print(format_table(["server", "MB/s median", "rounds", "peak RSS growth MiB"], rows))
-    print(f"  embedded / serve = {ratio:.3f} (target >= 0.9)")
+    out(f"download of a {args.size_mib} MiB file, {args.rounds} rounds each")
+    out(format_table(["server", "MB/s median", "rounds", "peak RSS growth MiB"], rows))
+    out(f"  embedded / serve = {ratio:.3f} (target >= 0.9)")
     worst_rss = max(max(d.rss_growth) for d in downloads.values()) / MiB
-    print(f"  worst peak RSS growth {worst_rss:.1f} MiB (target < 32 MiB)")
+    out(f"  worst peak RSS growth {worst_rss:.1f} MiB (target < 32 MiB)")
 
     port = free_port()
-    print(f"… serve: {args.subscribers} SSE subscribers at {args.rate:g}/s", file=sys.stderr)
+    progress(f"… serve: {args.subscribers} SSE subscribers at {args.rate:g}/s")
     with serve_process(port):
         fan = asyncio.run(sse_fanout(port, args.subscribers, args.seconds, args.rate))
     ratio_sse = fan.delivered / fan.expected if fan.expected else float("nan")
-    print(
+    out(
         f"\nSSE fan-out: {args.subscribers} subscribers, {args.rate:g} events/s, "
         f"{args.seconds:g} s (serve)"
     )
-    print(
+    out(
         format_table(
             ["connected", "errors", "delivered", "expected", "ratio", "lag p50 ms", "p99 ms"],
             [
