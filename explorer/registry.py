@@ -6,6 +6,8 @@ from .panes.base import PatternPane
 from .panes.basics import BasicsPane
 from .panes.cache import CachePane
 from .panes.concurrency import ConcurrencyPane
+from .panes.sse import SsePane
+from .panes.stream import StreamPane
 from .panes.tasks import TasksPane
 from .panes.ws import WsPane
 
@@ -14,6 +16,8 @@ PANES: tuple[type[PatternPane], ...] = (
     ConcurrencyPane,
     TasksPane,
     WsPane,
+    SsePane,
+    StreamPane,
     CachePane,
 )
 

@@ -36,6 +36,12 @@ class Settings:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     #: server-owned files: the SQLite database (job history), generated samples
     data_dir: Path = field(default_factory=default_data_dir)
+    #: /stream: the largest upload accepted (bigger ones get 413, nothing kept) ...
+    upload_max_bytes: int = 64 * 1024 * 1024
+    #: ... and how long an upload is kept before the cleanup task deletes it
+    upload_ttl_s: float = 600.0
+    #: /stream: the largest sample file the server will generate
+    sample_max_bytes: int = 1024 * 1024 * 1024
 
     @property
     def is_loopback(self) -> bool:

@@ -18,6 +18,8 @@ from explorer.panes.base import PatternPane
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
 from explorer.panes.cache import CachePane, RunRow
 from explorer.panes.concurrency import ConcurrencyPane
+from explorer.panes.sse import SsePane
+from explorer.panes.stream import StreamPane, Transfer
 from explorer.panes.tasks import TasksPane
 from explorer.panes.ws import WsPane
 from explorer.registry import PANES
@@ -373,5 +375,84 @@ def test_ws_pane_bots_stalled_by_the_naive_broadcast(snap_compare: Any, tmp_path
         await pilot.pause(0.2)
         pilot.app.clear_notifications()
         await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+FROZEN_SSE_STATS = {
+    "streams": 21,
+    "subscribers": 21,
+    "last_id": "5eed00-212",
+    "leaked_producers": 3,
+    "unread_ticks": 184,
+}
+
+
+def test_sse_pane_after_a_resume(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(SsePane):
+            await pilot.pause(0.02)
+        await pilot.press(str([p.SLUG for p in PANES].index("sse") + 1))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(SsePane)
+        pane.workers.cancel_group(pane, "sse-stats")  # frozen figures from here on
+        await pilot.pause(0.05)
+        events = [("open", "", "")]
+        events += [
+            ("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}')
+            for n in (201, 202, 203)
+        ]
+        events += [("closed", "", ""), ("open", "5eed00-203", "")]
+        events += [
+            ("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}')
+            for n in (204, 205, 206)
+        ]
+        events.append(("heartbeat", "", '{"at": 1795000000.0}'))
+        for event, event_id, data in events:
+            pane.post_message(SsePane.FeedEvent(event, event_id, data))
+        pane.server = FROZEN_SSE_STATS
+        pane.swarm.open, pane.swarm.delivered = 20, 4_000
+        pane.swarm.lags_ms = [0.8] * 98 + [3.5, 4.1]
+        await pilot.pause(0.4)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_stream_pane_mid_download(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(StreamPane):
+            await pilot.pause(0.02)
+        await pilot.press(str([p.SLUG for p in PANES].index("stream") + 1))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(StreamPane)
+        pane.workers.cancel_group(pane, "stream-stats")
+        await pilot.pause(0.05)
+        pane.transfer = Transfer(
+            "sample-1GiB-5eed0000.bin",
+            1024**3,
+            received=400 * 1024**2,
+            started=10.0,
+            finished=12.0,
+            outcome="cancelled: the server stops at its next chunk",
+        )
+        pane.rss_at_start = 80 * 1024**2
+        pane.server = {
+            "rss_bytes": 83 * 1024**2,
+            "downloads_active": 0,
+            "downloads_aborted": 1,
+            "open_fds": 17,
+            "uploads_stored": 0,
+        }
+        pane.post_message(
+            StreamPane.Done("generated sample-1GiB-5eed0000.bin (1,073,741,824 bytes)")
+        )
+        pane.post_message(StreamPane.Done("download sample-1GiB-5eed0000.bin: cancelled"))
+        await pilot.pause(0.4)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -296,6 +296,8 @@ async def test_stream_sends_a_snapshot_then_each_change(
 ) -> None:
     events: list[tuple[str, Any]] = []
     job_id: int | None = None
+    # Subscribers the app itself keeps (the SSE bus's job pump), not this stream's.
+    app_subscribers = store_of(server).subscriber_count
 
     def done() -> bool:
         return any(
@@ -334,7 +336,7 @@ async def test_stream_sends_a_snapshot_then_each_change(
     # The client is gone: so is its subscription.
     store = store_of(server)
     deadline = time.monotonic() + 5
-    while store.subscriber_count:
+    while store.subscriber_count > app_subscribers:
         assert time.monotonic() < deadline, "the stream's subscription outlived the client"
         await asyncio.sleep(0.02)
 
