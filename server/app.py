@@ -16,11 +16,11 @@ from .errors import install_error_handlers
 from .heap import settle_heap
 from .middleware import RequestAttribution
 from .monitor import LoopMonitor
-from .routes import basics, concurrency, monitor, tasks
+from .routes import basics, concurrency, db, monitor, tasks
 from .settings import Settings
 
 #: Pattern routers in menu order; each module's name is its slug.
-PATTERN_ROUTERS = (basics, concurrency, tasks)
+PATTERN_ROUTERS = (basics, concurrency, tasks, db)
 
 
 @asynccontextmanager

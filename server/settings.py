@@ -36,6 +36,10 @@ class Settings:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     #: server-owned files: the SQLite database (job history), generated samples
     data_dir: Path = field(default_factory=default_data_dir)
+    #: the /db patterns' database: ``postgresql://...`` (asyncpg), ``sqlite:///file``, or
+    #: ``None`` for an SQLite file in ``data_dir``. A URL that does not work falls back to
+    #: that file, and ``/db/status`` says why.
+    database_url: str | None = None
 
     @property
     def is_loopback(self) -> bool:

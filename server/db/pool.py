@@ -109,8 +109,12 @@ class Conn(ABC):
         """Commit on success, roll back on any exception."""
 
     def in_list(self, param: str) -> str:
-        """SQL for ``column IN`` a list passed as one parameter (a Python list)."""
+        """SQL for ``column IN`` a list passed as one parameter (see :meth:`list_param`)."""
         return f"= ANY({param})"
+
+    def list_param(self, values: Iterable[int]) -> Any:
+        """A list of integers as one query parameter (an array on PostgreSQL)."""
+        return [int(v) for v in values]
 
 
 class PgConn(Conn):
@@ -198,10 +202,8 @@ class SqliteConn(Conn):
         # SQLite has no arrays: the list travels as a JSON text.
         return f"IN (SELECT value FROM json_each({param}))"
 
-
-def sqlite_list(values: Iterable[int]) -> str:
-    """A list parameter for :meth:`SqliteConn.in_list`."""
-    return "[" + ",".join(str(int(v)) for v in values) + "]"
+    def list_param(self, values: Iterable[int]) -> Any:
+        return "[" + ",".join(str(int(v)) for v in values) + "]"
 
 
 class GaugedPool(ABC):
@@ -240,16 +242,16 @@ class GaugedPool(ABC):
         )
 
     @contextlib.asynccontextmanager
-    async def acquire(self, timeout: float | None = -1.0) -> AsyncIterator[Conn]:
-        """A connection for the block; :class:`PoolTimeout` after ``timeout`` seconds.
+    async def acquire(self, wait_s: float | None = -1.0) -> AsyncIterator[Conn]:
+        """A connection for the block; :class:`PoolTimeout` after ``wait_s`` seconds.
 
-        ``timeout=-1`` (the default) means the pool's ``acquire_timeout_s``; ``None``
+        ``wait_s=-1`` (the default) means the pool's ``acquire_timeout_s``; ``None``
         waits as long as it takes (the pitfall). Cancellation at any point gives the
         connection back.
         """
         if self.closed:
             raise PoolClosed("the database pool is closed")
-        wait = self.acquire_timeout_s if timeout is not None and timeout < 0 else timeout
+        wait = self.acquire_timeout_s if wait_s is not None and wait_s < 0 else wait_s
         self._waiters += 1
         began = time.perf_counter()
         try:

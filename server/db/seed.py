@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -20,8 +21,29 @@ CHUNK = 500
 #: the batch-insert demo keeps at most this many rows in ``events``
 EVENTS_KEPT = 20_000
 
-_FIRST = ("Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Guido", "Yukihiro")
-_LAST = ("Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Rossum")
+_FIRST = (
+    "Ada",
+    "Alan",
+    "Grace",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Guido",
+    "Yukihiro",
+)
+_LAST = (
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Rossum",
+)
 _STATUS = ("pending", "paid", "shipped", "refunded")
 
 
@@ -36,12 +58,17 @@ class SeedReport:
 
 def ddl(conn: Conn) -> list[str]:
     """``CREATE TABLE/INDEX IF NOT EXISTS`` for every table, in this connection's dialect."""
-    dialect = postgresql.dialect() if conn.dialect == "postgresql" else sqlite.dialect()
+    dialect = (
+        postgresql.dialect()  # type: ignore[no-untyped-call]
+        if conn.dialect == "postgresql"
+        else sqlite.dialect()
+    )
     statements = []
     for table in Base.metadata.sorted_tables:
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         for index in table.indexes:
-            statements.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
+            create = CreateIndex(index, if_not_exists=True)
+            statements.append(str(create.compile(dialect=dialect)))
     return statements
 
 
@@ -54,28 +81,25 @@ async def create_schema(conn: Conn) -> None:
 
 async def row_counts(conn: Conn) -> dict[str, int]:
     """Rows in each seeded table."""
-    return {
-        table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed names
-        for table in SEED_ROWS
-    }
+    return {table: int(await conn.fetchval(f"SELECT count(*) FROM {table}")) for table in SEED_ROWS}
 
 
-def sample_rows(rng: random.Random) -> dict[str, list[tuple[object, ...]]]:
+def sample_rows(rng: random.Random) -> dict[str, list[tuple[Any, ...]]]:
     """The seed data, the same on every run (ids 1..n in each table)."""
     n_users, n_posts = SEED_ROWS["users"], SEED_ROWS["posts"]
-    users = [
+    users: list[tuple[Any, ...]] = [
         (i, f"{rng.choice(_FIRST)} {rng.choice(_LAST)}", f"user{i}@example.com")
         for i in range(1, n_users + 1)
     ]
-    orders = [
+    orders: list[tuple[Any, ...]] = [
         (i, rng.randint(1, n_users), rng.randint(100, 50_000), rng.choice(_STATUS))
         for i in range(1, SEED_ROWS["orders"] + 1)
     ]
-    posts = [
+    posts: list[tuple[Any, ...]] = [
         (i, rng.randint(1, n_users), f"Post {i}: notes on async {rng.choice(_LAST).lower()}")
         for i in range(1, n_posts + 1)
     ]
-    comments = [
+    comments: list[tuple[Any, ...]] = [
         (i, rng.randint(1, n_posts), rng.randint(1, n_users), f"comment {i}")
         for i in range(1, SEED_ROWS["comments"] + 1)
     ]
@@ -115,7 +139,7 @@ async def seed(conn: Conn, progress: Callable[[float], None] | None = None) -> S
             # Explicit ids leave the serial sequences behind: move them past the rows.
             for table in (*SEED_ROWS, "events"):
                 await conn.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
                 )
     counts = await row_counts(conn)

@@ -22,11 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from .pool import CONNECT_TIMEOUT_S, GaugedPool, PgPool, PoolStats, SqlitePool
 from .seed import SeedReport, seed
-from .urls import BadDatabaseUrl, SQLITE_FILE, Target, default_target, parse_url
+from .urls import SQLITE_FILE, BadDatabaseUrl, Target, default_target, parse_url
 
 log = logging.getLogger("fastasync.db")
 
@@ -108,10 +113,10 @@ class Database:
         self.sqlite_path = default_target(self.data_dir).path
         self._opener = asyncio.create_task(self._open(), name="db-open")
 
-    async def wait_ready(self, timeout: float) -> bool:
+    async def wait_ready(self, within_s: float) -> bool:
         """True once the database is ready (or gave up: see ``state``)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await asyncio.wait_for(self._ready.wait(), within_s)
         return self.state == "ready"
 
     async def _open(self) -> None:
@@ -177,7 +182,7 @@ class Database:
             install_sqlite_hooks(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.state = "seeding"
-        async with self.pool.acquire(timeout=None) as conn:
+        async with self.pool.acquire(None) as conn:
             self.seed_report = await seed(conn, self._progress)
         self.seed_progress = 1.0
         if target.backend == "sqlite":
@@ -201,7 +206,7 @@ class Database:
         return settings
 
     async def _create_schema(self, target: Target) -> None:
-        import asyncpg
+        import asyncpg  # only needed on PostgreSQL
 
         connection = await asyncpg.connect(
             target.dsn, timeout=CONNECT_TIMEOUT_S, server_settings={"application_name": APP_NAME}
@@ -216,7 +221,7 @@ class Database:
         assert self.sqlite_path is not None
         pool = await SqlitePool.open(self.sqlite_path, 1, self.acquire_timeout_s)
         try:
-            async with pool.acquire(timeout=None) as conn:
+            async with pool.acquire(None) as conn:
                 await seed(conn)
             self.sqlite_ready = True
         finally:
