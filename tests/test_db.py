@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import os
 import random
 import time
@@ -284,7 +285,7 @@ async def test_dashboard_on_one_connection_shows_what_the_driver_does(
     backend: tuple[ServerHandle, httpx.AsyncClient],
 ) -> None:
     handle, client = backend
-    params = {"latency_ms": 100, "mode": "one_connection"}
+    params: dict[str, str | int] = {"latency_ms": 100, "mode": "one_connection"}
     report = (await client.get("/db/dashboard", params=params)).json()
     assert report["effective"] == "one_connection"
     if report["backend"] == "postgresql":
@@ -306,7 +307,7 @@ async def test_dashboard_on_one_session_never_overlaps(
     backend: tuple[ServerHandle, httpx.AsyncClient],
 ) -> None:
     _, client = backend
-    params = {"latency_ms": 100, "mode": "one_session"}
+    params: dict[str, str | int] = {"latency_ms": 100, "mode": "one_session"}
     report = (await client.get("/db/dashboard", params=params)).json()
     assert report["effective"] == "one_session"
     ok = [q for q in report["queries"] if q["error"] is None]
@@ -315,7 +316,7 @@ async def test_dashboard_on_one_session_never_overlaps(
     for query in failed:
         assert query["error"].startswith(("InvalidRequestError", "IllegalStateChangeError"))
     ok_ends = sorted(q["end_ms"] for q in ok)
-    assert all(b - a >= 90 for a, b in zip(ok_ends, ok_ends[1:], strict=False))
+    assert all(b - a >= 90 for a, b in itertools.pairwise(ok_ends))
     assert "one AsyncSession" in report["note"] or failed
 
 
@@ -448,7 +449,7 @@ async def test_fifty_requests_cancelled_at_random_points_leak_nothing(
     handle, client = backend
     database = database_of(handle)
     rng = random.Random(50)
-    paths = [
+    paths: list[tuple[str, dict[str, str | float]]] = [
         ("/db/hold", {"seconds": 0.3}),
         ("/db/dashboard", {"latency_ms": 100}),
         ("/db/posts", {"limit": 100, "strategy": "n_plus_one"}),
