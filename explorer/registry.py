@@ -5,9 +5,10 @@ from __future__ import annotations
 from .panes.base import PatternPane
 from .panes.basics import BasicsPane
 from .panes.concurrency import ConcurrencyPane
+from .panes.db import DbPane
 from .panes.tasks import TasksPane
 
-PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane)
+PANES: tuple[type[PatternPane], ...] = (BasicsPane, ConcurrencyPane, TasksPane, DbPane)
 
 
 def pane_for(slug: str) -> type[PatternPane]:
