@@ -22,7 +22,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
 
+from explorer.app import ExplorerApp
+from explorer.panes.db import DbPane
+from explorer.registry import PANES
+from explorer.widgets.code_view import CodeView, SourcePanel
 from server.db import Database
 from server.db.pool import PoolTimeout
 from server.db.service import ORM_POOL_SIZE, POOL_SIZE
@@ -732,3 +738,123 @@ async def test_open_and_close_without_a_server(tmp_path: Path) -> None:
     await database.close()
     assert time.perf_counter() - began < 5
     assert database.state == "closed"
+
+
+# -- the pane (Pilot) ------------------------------------------------------------------------------
+
+
+async def open_db_pane(app: ExplorerApp, pilot: Pilot[Any]) -> DbPane:
+    await eventually(lambda: app.context is not None and bool(app.query("#pane-db")))
+    await pilot.press(str([p.SLUG for p in PANES].index("db") + 1))
+    pane = app.query_one(DbPane)
+    await eventually(lambda: (pane.status or {}).get("state") == "ready", within=15)
+    return pane
+
+
+async def run_action(pilot: Pilot[Any], pane: DbPane, key: str) -> dict[str, Any]:
+    pane.result = None
+    pane.action_key = key
+    await pilot.click("#pane-db #run")
+    await eventually(lambda: pane.result is not None, within=20)
+    assert pane.result is not None
+    return pane.result
+
+
+def shown(pane: DbPane, selector: str) -> str:
+    widget = pane.query_one(selector, Static)
+    return str(widget.render())
+
+
+async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        assert pane.display
+        await pilot.pause(0.3)
+        assert "SQLite via aiosqlite" in shown(pane, "#backend")
+        assert "idle 10" in shown(pane, "#gauge")
+
+        dashboard = await run_action(pilot, pane, "dashboard")
+        assert dashboard["effective"] == "pool"
+        assert dashboard["ok"] == 5
+        assert "wall" in shown(pane, "#result")
+
+        batch = await run_action(pilot, pane, "batch")
+        assert [r["effective"] for r in batch["runs"]] == ["batch", "row_by_row"]
+        assert batch["runs"][1]["round_trips"] == 1002
+        assert "as long" in shown(pane, "#result")
+
+        exhaust = await run_action(pilot, pane, "exhaust")
+        assert exhaust["ok"] == 10
+        assert exhaust["refused"] == 6
+        assert "503" in shown(pane, "#result")
+
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        panels = list(app.query_one(CodeView).query(SourcePanel))
+        assert panels[0].block.path == "server/routes/db.py"
+        assert "hold_connection" in panels[0].block.text
+
+
+async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        app.set_focus(None)  # the key goes to the app, not to the rows field
+        await pilot.press("b")
+        assert app.blocking_switch.enabled
+        report = await run_action(pilot, pane, "report")
+        assert report["driver"] == "sqlite3 (sync, on the event loop)"
+        text = shown(pane, "#result")
+        assert "stall in the handler" in text
+        assert "server/routes/db.py:" in text
+        assert "report_sync_sqlite3" in text
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        panels = list(app.query_one(CodeView).query(SourcePanel))
+        assert any(p.block.highlight and "sqlite3" in p.block.text for p in panels)
+
+
+async def test_pane_says_when_the_url_did_not_work(tmp_path: Path) -> None:
+    url = "postgresql://who:secret@127.0.0.1:1/nowhere"
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path, database_url=url))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        await pilot.pause(0.3)
+        text = shown(pane, "#backend")
+        assert "SQLite" in text
+        assert "not usable" in text
+        assert "ConnectionRefusedError" in text
+        assert "fell back to SQLite" in text
+        assert "secret" not in text
+        notes = await run_action(pilot, pane, "notes")
+        assert notes == {"key": "notes", "notes": True}
+
+
+async def test_pane_refuses_a_bad_row_count(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        pane.action_key = "batch"
+        app.query_one("#pane-db #rows", Input).value = "50000"
+        await pilot.click("#pane-db #run")
+        await pilot.pause()
+        assert not pane.running
+        assert pane.result is None
+        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+@pytest.mark.skipif(PG_URL is None, reason=NO_PG)
+async def test_pane_on_postgresql_shows_the_drivers_error(pg_schema: str, tmp_path: Path) -> None:
+    settings = Settings(port=0, data_dir=tmp_path, database_url=pg_app_url(pg_schema))
+    app = ExplorerApp(settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        await pilot.pause(0.3)
+        assert "PostgreSQL via asyncpg" in shown(pane, "#backend")
+        result = await run_action(pilot, pane, "one_connection")
+        assert result["failed"] == 4
+        assert "another operation is in progress" in shown(pane, "#result")
+        fetch = await run_action(pilot, pane, "fetch")
+        opened = {way["via"]: way["opened"] for way in fetch["ways"]}
+        assert opened == {"lifespan pool": 0, "AsyncSession": 0, "pool per request": 100}
