@@ -233,7 +233,7 @@ class DbPane(PatternPane):
     DbPane #controls { height: auto; }
     DbPane #action { width: 56; }
     DbPane #controls Label { padding: 1 0 0 1; }
-    DbPane #rows { width: 10; }
+    DbPane #rows { width: 12; }
     DbPane #run { margin-left: 1; min-width: 8; }
     DbPane #lesson { height: auto; color: $text-muted; }
     DbPane #lesson.-blocking { color: $error; }
@@ -511,25 +511,30 @@ def describe_fetch(data: dict[str, Any]) -> Text:
 
 
 def describe_dashboard(data: dict[str, Any]) -> Text:
+    """Each query as a bar on one time axis, its value or its error; then the verdict."""
     text = Text()
     wall = max(1.0, float(data["wall_ms"]))
-    width = 40
+    width = 28
     for query in data["queries"]:
-        start = round(width * query["start_ms"] / wall)
-        end = max(start + 1, round(width * query["end_ms"] / wall))
+        start = min(width - 1, round(width * query["start_ms"] / wall))
+        end = min(width, max(start + 1, round(width * query["end_ms"] / wall)))
         text.append(f"{query['name']:<13}", style="bold")
         text.append(" " * start)
         text.append("█" * (end - start), style="red" if query["error"] else "green")
         text.append(" " * (width - end + 1))
         if query["error"]:
-            text.append(query["error"], style="bold red")
+            error = str(query["error"])
+            text.append(error if len(error) <= 44 else error[:43] + "…", style="bold red")
         else:
             text.append(f"{query['value']}", style="dim")
         text.append("\n")
     effective = data["effective"]
     if effective != data["mode"]:
         text.append(f"blocking mode: {data['mode']} → {effective} · ", style="bold red")
-    text.append(f"{data['backend']} · wall {data['wall_ms']:.0f} ms\n", style="bold")
+    text.append(f"{data['backend']} · wall {data['wall_ms']:.0f} ms", style="bold")
+    text.append(f" · {data['ok']} ok · {data['failed']} failed\n")
+    if data.get("error"):
+        text.append(f"the driver said: {data['error']}\n", style="bold red")
     text.append(str(data["note"]))
     return text
 
