@@ -91,3 +91,11 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say up front whether the PostgreSQL (asyncpg) tests of tests/test_db.py will run."""
+    url = os.environ.get("FASTASYNC_TEST_PG_URL")
+    if url:
+        return f"PostgreSQL tests: on, FASTASYNC_TEST_PG_URL={url}"
+    return "PostgreSQL tests: SKIPPED, FASTASYNC_TEST_PG_URL is not set (.ci/run sets it)"
