@@ -28,7 +28,7 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar, cast
 
@@ -157,7 +157,7 @@ async def get_session(db: ReadyDatabase) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def per_request_connection(db: ReadyDatabase) -> AsyncIterator[Conn]:
+async def per_request_connection(db: ReadyDatabase) -> AsyncGenerator[Conn, None]:
     """The guide's dependency: a brand-new pool for every request (the pitfall).
 
     As in the guide, ``asyncpg.create_pool(url)`` with its defaults opens ten connections
