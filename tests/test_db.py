@@ -214,6 +214,7 @@ async def test_fetch_one_user_three_ways(backend: tuple[ServerHandle, httpx.Asyn
     assert direct["connections_opened"] == 0
     orm = (await client.get("/db/orm/users/3")).json()
     assert orm["via"] == "AsyncSession dependency"
+    assert orm["round_trips"] == 2  # session.get, then the count
     per_request = (await client.get("/db/per-request-pool/users/3")).json()
     assert per_request["via"] == "pool per request"
     fields = ("id", "name", "email", "orders")

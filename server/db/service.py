@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from .pool import CONNECT_TIMEOUT_S, GaugedPool, PgPool, PoolStats, SqlitePool
 from .seed import SeedReport, seed
@@ -180,7 +182,9 @@ class Database:
                 connect_args={"timeout": SQLITE_TIMEOUT_S},
             )
             install_sqlite_hooks(self.engine)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=CountingSession
+        )
         self.state = "seeding"
         async with self.pool.acquire(None) as conn:
             self.seed_report = await seed(conn, self._progress)
@@ -250,13 +254,22 @@ class Database:
         return self.pool.stats() if self.pool is not None else None
 
 
+class CountingSession(Session):
+    """A Session that counts the statements it sends, in ``session.info["queries"]``."""
+
+
+@event.listens_for(CountingSession, "do_orm_execute")
+def _count_statement(state: ORMExecuteState) -> None:
+    info = state.session.info
+    info["queries"] = info.get("queries", 0) + 1
+
+
 #: aiosqlite's sqlite3.connect timeout (s): how long a writer waits for a lock
 SQLITE_TIMEOUT_S = 5.0
 
 
 def install_sqlite_hooks(engine: AsyncEngine) -> None:
     """Give the ORM's SQLite connections the same ``sleep_s`` function and pragmas."""
-    from sqlalchemy import event
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: object, _: object) -> None:

@@ -384,7 +384,7 @@ async def get_user_orm(user_id: UserId, session: SessionDep) -> UserOut:
         email=user.email,
         orders=orders or 0,
         via="AsyncSession dependency",
-        round_trips=2,
+        round_trips=int(session.info.get("queries", 0)),
         connections_opened=0,
     )
 
