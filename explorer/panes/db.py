@@ -296,6 +296,11 @@ class DbPane(PatternPane):
         self._show_lesson()
         self.follow_status()
 
+    def on_show(self) -> None:
+        # Focus the menu, not the rows field: b, r and c must reach the app when the pane
+        # opens (a focused Input would take them as text).
+        self.query_one("#action", Select).focus()
+
     # -- the live status and gauge -----------------------------------------------------------
 
     @work(group="db-status")

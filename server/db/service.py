@@ -33,7 +33,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from .pool import CONNECT_TIMEOUT_S, GaugedPool, PgPool, PoolStats, SqlitePool
 from .seed import SeedReport, seed
-from .urls import SQLITE_FILE, BadDatabaseUrl, Target, default_target, parse_url
+from .urls import SQLITE_FILE, BadDatabaseUrl, Target, default_target, mask_password, parse_url
 
 log = logging.getLogger("fastasync.db")
 
@@ -97,7 +97,10 @@ class Database:
         try:
             return parse_url(self.url)
         except BadDatabaseUrl:
-            return self.url
+            try:
+                return mask_password(self.url)
+            except ValueError:
+                return "(a URL that cannot be parsed; not shown)"
 
     @property
     def backend(self) -> str | None:
