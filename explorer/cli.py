@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -69,6 +70,14 @@ def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -
         metavar="DIR",
         help="where the app keeps its SQLite database and files "
         "(default $XDG_DATA_HOME/fastasync-explorer, else ~/.local/share/fastasync-explorer)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=default(None),
+        metavar="URL",
+        help="database of the db pane: postgresql://user@host:5432/db (asyncpg) or "
+        "sqlite:///file; default $FASTASYNC_DATABASE_URL, else an SQLite file in the data "
+        "directory. A URL that does not work falls back to SQLite (the pane says why).",
     )
     parser.add_argument(
         "--stall-threshold-ms",
@@ -142,6 +151,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
     if args.data_dir is not None:
         settings = replace(settings, data_dir=args.data_dir.expanduser().resolve())
+    database_url = args.database_url or os.environ.get("FASTASYNC_DATABASE_URL") or None
+    if database_url:
+        settings = replace(settings, database_url=database_url)
     return settings
 
 

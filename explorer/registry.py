@@ -6,6 +6,7 @@ from .panes.base import PatternPane
 from .panes.basics import BasicsPane
 from .panes.cache import CachePane
 from .panes.concurrency import ConcurrencyPane
+from .panes.db import DbPane
 from .panes.sse import SsePane
 from .panes.stream import StreamPane
 from .panes.tasks import TasksPane
@@ -18,6 +19,7 @@ PANES: tuple[type[PatternPane], ...] = (
     WsPane,
     SsePane,
     StreamPane,
+    DbPane,
     CachePane,
 )
 

@@ -16,11 +16,11 @@ from .errors import document_body_errors, install_error_handlers
 from .heap import settle_heap
 from .middleware import RequestAttribution
 from .monitor import LoopMonitor
-from .routes import basics, cache, concurrency, monitor, sse, stream, tasks, ws
+from .routes import basics, cache, concurrency, db, monitor, sse, stream, tasks, ws
 from .settings import Settings
 
 #: Pattern routers in menu order; each module's name is its slug.
-PATTERN_ROUTERS = (basics, concurrency, tasks, ws, sse, stream, cache)
+PATTERN_ROUTERS = (basics, concurrency, tasks, ws, sse, stream, db, cache)
 
 
 @asynccontextmanager

@@ -42,6 +42,10 @@ class Settings:
     upload_ttl_s: float = 600.0
     #: /stream: the largest sample file the server will generate
     sample_max_bytes: int = 1024 * 1024 * 1024
+    #: the /db patterns' database: ``postgresql://...`` (asyncpg), ``sqlite:///file``, or
+    #: ``None`` for an SQLite file in ``data_dir``. A URL that does not work falls back to
+    #: that file, and ``/db/status`` says why.
+    database_url: str | None = None
 
     @property
     def is_loopback(self) -> bool:

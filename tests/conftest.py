@@ -106,3 +106,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"{len(stats)} operations, {sum(stats.values())} cases, "
         f"fewest {min(stats.values())} ({min(stats, key=stats.__getitem__)})"
     )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say up front whether the PostgreSQL (asyncpg) tests of tests/test_db.py will run."""
+    url = os.environ.get("FASTASYNC_TEST_PG_URL")
+    if url:
+        return f"PostgreSQL tests: on, FASTASYNC_TEST_PG_URL={url}"
+    return "PostgreSQL tests: SKIPPED, FASTASYNC_TEST_PG_URL is not set (.ci/run sets it)"

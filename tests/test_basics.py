@@ -177,7 +177,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         pane = app.query_one(BasicsPane)
         count = app.query_one("#count", Input)
         count.value = "3"
-        await pilot.click("#run")
+        await pilot.click("#pane-basics #run")
         await eventually(lambda: pane.summary is not None, within=10)
         assert bars(app) == ("ok", "ok", "ok")
         assert pane.summary is not None
@@ -228,13 +228,13 @@ async def test_pane_switches_style_and_refuses_bad_input() -> None:
         assert isinstance(app.query_one("#style-offload"), RadioButton)
 
         app.query_one("#work", Input).value = "0"
-        await pilot.click("#run")
+        await pilot.click("#pane-basics #run")
         await pilot.pause()
         assert not pane.running  # refused before any request
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
         app.query_one("#work", Input).value = "20000"
-        await pilot.click("#run")
+        await pilot.click("#pane-basics #run")
         await eventually(lambda: pane.summary is not None, within=20)
         assert set(bars(app)) == {"ok"}
         notes = {bar.note for bar in app.query_one(Timeline).bars}

@@ -18,6 +18,7 @@ from explorer.panes.base import PatternPane
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
 from explorer.panes.cache import CachePane, RunRow
 from explorer.panes.concurrency import ConcurrencyPane
+from explorer.panes.db import DbPane
 from explorer.panes.sse import SsePane
 from explorer.panes.stream import StreamPane, Transfer
 from explorer.panes.tasks import TasksPane
@@ -395,7 +396,7 @@ def test_sse_pane_after_a_resume(snap_compare: Any, tmp_path: Path) -> None:
         assert isinstance(pilot.app, ExplorerApp)
         while not pilot.app.query(SsePane):
             await pilot.pause(0.02)
-        await pilot.press(str([p.SLUG for p in PANES].index("sse") + 1))
+        await pilot.press(key_of(SsePane))
         pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
         pane = pilot.app.query_one(SsePane)
         pane.workers.cancel_group(pane, "sse-stats")  # frozen figures from here on
@@ -428,7 +429,7 @@ def test_stream_pane_mid_download(snap_compare: Any, tmp_path: Path) -> None:
         assert isinstance(pilot.app, ExplorerApp)
         while not pilot.app.query(StreamPane):
             await pilot.pause(0.02)
-        await pilot.press(str([p.SLUG for p in PANES].index("stream") + 1))
+        await pilot.press(key_of(StreamPane))
         pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
         pane = pilot.app.query_one(StreamPane)
         pane.workers.cancel_group(pane, "stream-stats")
@@ -454,5 +455,83 @@ def test_stream_pane_mid_download(snap_compare: Any, tmp_path: Path) -> None:
         )
         pane.post_message(StreamPane.Done("download sample-1GiB-5eed0000.bin: cancelled"))
         await pilot.pause(0.4)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+FROZEN_DB_STATUS = {
+    "state": "ready",
+    "backend": "postgresql",
+    "driver": "asyncpg",
+    "orm": "postgresql+asyncpg",
+    "location": "postgresql://postgres@127.0.0.1:5432/test",
+    "requested": "postgresql://postgres@127.0.0.1:5432/test",
+    "fallback_reason": None,
+    "error": None,
+    "seed_progress": 1.0,
+    "rows": {"users": 200, "orders": 2000, "posts": 500, "comments": 3000},
+    "seeded_now": False,
+    "pool": {
+        "size": 10,
+        "in_use": 1,
+        "idle": 9,
+        "waiters": 0,
+        "opened": 10,
+        "acquire_timeout_s": 2.0,
+    },
+    "orm_pool": {"size": 5, "checked_out": 0, "commits": 3, "rollbacks": 1},
+    "per_request_opened": 0,
+    "sync_sqlite_file": "/data/explorer.sqlite3",
+}
+
+FROZEN_DASHBOARD = {
+    "mode": "one_connection",
+    "effective": "one_connection",
+    "backend": "postgresql",
+    "latency_ms": 50.0,
+    "wall_ms": 51.9,
+    "queries": [
+        {"name": "users", "start_ms": 0.2, "end_ms": 51.4, "value": 200, "error": None},
+        *(
+            {
+                "name": name,
+                "start_ms": 0.3,
+                "end_ms": 0.4,
+                "value": None,
+                "error": "InterfaceError: cannot perform operation: another operation is in "
+                "progress",
+            }
+            for name in ("paid_cents", "posts", "comments", "top_customer")
+        ),
+    ],
+    "ok": 1,
+    "failed": 4,
+    "error": "InterfaceError: cannot perform operation: another operation is in progress",
+    "note": "gather on one connection: 4 of 5 queries failed with the driver's own error. A "
+    "connection (and a session) runs one query at a time; take one per query from the pool.",
+}
+
+
+def test_db_pane_after_gather_on_one_connection(snap_compare: Any, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(DbPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(DbPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(DbPane)
+        while pane.status is None or pane.status.get("state") != "ready":
+            await pilot.pause(0.02)
+        # Stop the live status poll, so the frozen status below stays on screen.
+        pilot.app.workers.cancel_group(pane, "db-status")
+        await pilot.pause(0.05)
+        pane.action_key = "one_connection"
+        pane.query_one(Select).value = "one_connection"
+        pane.post_message(DbPane.StatusUpdate(FROZEN_DB_STATUS))
+        pane.post_message(DbPane.ActionDone("one_connection", Text(), FROZEN_DASHBOARD))
+        pilot.app.set_focus(None)  # no blinking cursor in the picture
+        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
