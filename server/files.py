@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: what a file name may look like (every name the server generates matches)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_NAME = re.compile(FILE_NAME_PATTERN)
 #: sample files kept at once, and their total size
 MAX_FILES = 32
 MAX_TOTAL_BYTES = 8 * 1024**3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from explorer.report import cli as report_cli
 from explorer.report import output
+from explorer.report.measure import MIB
 from explorer.report.runner import report_settings, run_report
 from explorer.report.scenario import Outcome, Scenario, ScenarioError, ScenarioRun
 from explorer.report.scenarios import SCENARIOS
@@ -58,6 +60,94 @@ async def test_blocking_sleep_shows_as_stalls_with_its_line(tmp_path: Path) -> N
     assert pitfall.lag.max >= 90  # a sample waited out at least one 100 ms sleep
     assert (result.ratio(lambda f: f.wall_s) or 0) > 1.3
     assert pitfall.rss_peak_bytes > 0
+
+
+NEWER_PATTERNS = ("ws", "sse", "stream", "db", "cache")
+
+
+async def test_the_newer_patterns_show_their_lessons_in_the_figures(tmp_path: Path) -> None:
+    """ws, sse, stream, db and cache, right then pitfall, on one embedded server (SQLite).
+
+    The bounds are loose on purpose: each one is a lesson, not a benchmark.
+    """
+    scenarios = [s for s in SCENARIOS if s.pattern in NEWER_PATTERNS]
+    assert [s.pattern for s in scenarios] == sorted(
+        (s.pattern for s in scenarios), key=NEWER_PATTERNS.index
+    )
+    settings = report_settings(Settings(), tmp_path / "data")
+    report = await run_report(scenarios, settings)
+    results = {r.scenario.key: r for r in report.results}
+    assert report.errors == 0, [(r.right.error, r.pitfall.error) for r in report.results]
+
+    # ws: the right room gets every message and drops the member that never reads; the
+    # naive room stops until that member is unplugged
+    ws = results["ws/slow-reader"]
+    right, pitfall = ws.right.extra, ws.pitfall.extra
+    assert right["delivered"] == right["expected"]
+    assert right["stuck_at"] is None
+    assert right["stalled_dropped"] in {"outbox full", "send timeout"}
+    assert pitfall["stuck_at"] is not None
+    assert pitfall["stuck_at"] < pitfall["expected"]
+    assert pitfall["longest_pause_s"] >= 3.0
+    assert pitfall["stalled_dropped"] is None
+    assert ws.pitfall.wall_s > ws.right.wall_s + 1.0
+    assert "until never-reads was unplugged" in ws.pitfall.note
+
+    # sse: only the pitfall leaves producers ticking, and DELETE /sse/leaked ends them all
+    sse = results["sse/ticker-left"]
+    assert sse.right.extra["leaked_producers"] == 0
+    assert sse.right.extra["unread_ticks"] == 0
+    assert sse.pitfall.extra["leaked_producers"] == 20
+    assert sse.pitfall.extra["unread_ticks"] > 50
+    assert sse.pitfall.extra["ended_by_delete"] == 20
+
+    # stream: reading the whole file costs the server its size in memory, and a stall
+    stream = results["stream/download"]
+    assert stream.right.extra["bytes_received"] == stream.pitfall.extra["bytes_received"]
+    assert stream.right.rss_growth_bytes < 64 * MIB
+    assert stream.pitfall.rss_growth_bytes >= 120 * MIB
+    assert stream.pitfall.rss_growth_bytes > stream.right.rss_growth_bytes + 100 * MIB
+    assert stream.pitfall.stalls is not None
+    assert stream.pitfall.stalls.location is not None
+    assert stream.pitfall.stalls.location.startswith("server/routes/stream.py:")
+
+    # db: sync sqlite3 stalls the loop at its own line; one connection serialises the
+    # dashboard; N+1 makes 201 queries where prefetch makes 2
+    report_query = results["db/slow-report"]
+    stalls = report_query.pitfall.stalls
+    assert stalls is not None
+    assert stalls.location is not None
+    assert stalls.location.startswith("server/routes/db.py:")
+    assert stalls.total_ms >= 700  # 4 queries of 250 ms, one after another on the loop
+    assert report_query.pitfall.wall_s > report_query.right.wall_s + 0.3
+    dashboard = results["db/dashboard"]
+    assert dashboard.right.extra["effective"] == "pool"
+    assert dashboard.pitfall.extra["effective"] == "one_connection"
+    assert min(dashboard.pitfall.extra["dashboard_ms"]) >= 450  # 5 of 100 ms in a row
+    assert max(dashboard.right.extra["dashboard_ms"]) < min(dashboard.pitfall.extra["dashboard_ms"])
+    posts = results["db/posts"]
+    assert posts.right.extra["queries_per_page"] == 2
+    assert posts.pitfall.extra["queries_per_page"] == 1 + 2 * posts.pitfall.extra["posts"]
+
+    # cache: the stampede, the hang waited out, a client per call
+    stampede = results["cache/stampede"]
+    assert stampede.right.extra["upstream_calls"] == 1
+    assert stampede.pitfall.extra["upstream_calls"] >= 10
+    hanging = results["cache/hanging"]
+    assert hanging.right.extra["statuses"] == {"504": 5}
+    assert hanging.pitfall.extra["statuses"] == {"200": 5}
+    assert hanging.right.wall_s < 2.5 <= 3.0 <= hanging.pitfall.wall_s
+    clients = results["cache/clients"]
+    assert clients.right.extra["clients_created"] == 0
+    assert clients.pitfall.extra["clients_created"] == 50
+    assert clients.pitfall.extra["connections_opened"] == 50
+
+    # nothing is left behind: no task on this loop, no sample file on disk
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert list((tmp_path / "data" / "files").iterdir()) == []
+    table = output.markdown(report)
+    for key in results:
+        assert table.count(f"| {key} |") == 1
 
 
 async def test_a_failing_form_is_recorded_and_the_rest_still_runs(tmp_path: Path) -> None:

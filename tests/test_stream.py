@@ -113,7 +113,9 @@ async def test_traversal_attempts_get_a_4xx(
     request = client.build_request("GET", "/")
     request.url = request.url.copy_with(raw_path=raw_path.encode())
     response = await client.send(request)
-    assert response.status_code in (400, 404), (raw_path, response.status_code)
+    # 422: the name breaks the rule the schema states; 400: it passed that but not the
+    # server's own check; 404: a symlink that resolves outside the directory
+    assert response.status_code in (400, 404, 422), (raw_path, response.status_code)
     assert response.json()["detail"]
 
 
@@ -156,7 +158,7 @@ async def test_delete_removes_the_file_and_refuses_traversal(
     server: ServerHandle, client: httpx.AsyncClient
 ) -> None:
     info = await make_file(client, 10)
-    assert (await client.delete("/stream/files/..%2fjobs.sqlite3")).status_code == 400
+    assert (await client.delete("/stream/files/..%2fjobs.sqlite3")).status_code in (400, 422)
     assert (server.settings.data_dir / "jobs.sqlite3").exists()
     assert (await client.delete(f"/stream/files/{info['name']}")).status_code == 204
     assert (await client.get(f"/stream/files/{info['name']}")).status_code == 404

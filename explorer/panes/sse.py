@@ -73,7 +73,7 @@ class SsePane(PatternPane):
     """The live feed, resume from Last-Event-ID, many subscribers, and the pitfall."""
 
     SLUG: ClassVar[str] = "sse"
-    TITLE: ClassVar[str] = "Server-Sent Events"
+    TITLE: ClassVar[str] = "SSE feed"
     SUMMARY: ClassVar[str] = "a feed with ids, heartbeat and resume; many subscribers; leaks"
 
     DEFAULT_CSS = """

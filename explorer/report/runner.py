@@ -82,7 +82,12 @@ async def run_form(
     switched.raise_for_status()
     run = ScenarioRun(http=http, server=server, pitfall=pitfall)
     if scenario.warmup is not None:
-        await scenario.warmup(run)
+        try:
+            await scenario.warmup(run)
+        except Exception as error:  # recorded like a failed form; the report goes on
+            log.exception("%s (%s) warm-up failed", scenario.key, form)
+            result.error = f"warm-up: {type(error).__name__}: {error}"
+            return result
     await asyncio.sleep(COOL_DOWN_S)
     stall_seq = monitor.last_stall_seq()
     sampler = RssSampler()
@@ -96,6 +101,7 @@ async def run_form(
         result.error = f"{type(error).__name__}: {error}"
     else:
         result.requests, result.note = outcome.requests, outcome.note
+        result.extra = dict(outcome.extra)
     finally:
         result.wall_s = time.perf_counter() - started
         result.lag = monitor.lag_since(loop_started)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 
 from server.runner import ServerHandle
+
+T = TypeVar("T")
 
 
 class ScenarioError(Exception):
@@ -16,10 +20,15 @@ class ScenarioError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a form of a scenario did: requests answered, and one line about the result."""
+    """What a form of a scenario did: requests answered, and one line about the result.
+
+    ``extra`` holds the scenario's own measured figures (deliveries, upstream calls, ...):
+    they go into the JSON report, and tests can assert on them without parsing the note.
+    """
 
     requests: int
     note: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +74,16 @@ def expect(response: httpx.Response, *statuses: int) -> httpx.Response:
             f"{response.status_code}: {response.text[:200]}"
         )
     return response
+
+
+async def gather_all(*awaitables: Awaitable[T]) -> list[T]:
+    """Every result in order, like ``asyncio.gather``; but when one fails, the others are
+    cancelled and awaited before the error propagates (a scenario leaves nothing running).
+    """
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()  # a no-op for the ones that finished
+        await asyncio.gather(*tasks, return_exceptions=True)

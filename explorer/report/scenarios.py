@@ -1,8 +1,9 @@
 """The report's scenarios, one or more per pattern, in menu order.
 
-Each drives the embedded server over real loopback HTTP exactly as a user would; the
-runner switches blocking mode (``PUT /monitor/blocking``) between the two forms, so the
-server code that runs is the code the panes show.
+Each drives the embedded server over real loopback HTTP (and WebSocket) exactly as a user
+would; the runner switches blocking mode (``PUT /monitor/blocking``) between the two
+forms, so the server code that runs is the code the panes show. The patterns after
+``tasks`` have a module each: ``scenarios_<slug>.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from . import scenarios_cache, scenarios_db, scenarios_sse, scenarios_stream, scenarios_ws
 from .scenario import Outcome, Scenario, ScenarioError, ScenarioRun, expect
 
 # -- basics ---------------------------------------------------------------------------------
@@ -137,4 +139,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("concurrency", "timeout", "asyncio.timeout", "no timeout", concurrency_timeout),
     Scenario("concurrency", "bounded", "semaphore", "unbounded", concurrency_bounded),
     Scenario("tasks", "fire-and-forget", "supervised", "task lost", tasks_fire_and_forget),
+    *scenarios_ws.SCENARIOS,
+    *scenarios_sse.SCENARIOS,
+    *scenarios_stream.SCENARIOS,
+    *scenarios_db.SCENARIOS,
+    *scenarios_cache.SCENARIOS,
 )

@@ -46,6 +46,7 @@ from ..db.models import Order, User
 from ..db.pool import PgConn, SqliteConn
 from ..db.seed import EVENTS_KEPT
 from ..deps import BlockingMode
+from ..json_types import JsonInt
 from ..settings import Settings
 
 log = logging.getLogger("fastasync.db")
@@ -633,7 +634,7 @@ class BatchIn(BaseModel):
     """``POST /db/batch-insert`` body."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    rows: int = Field(500, ge=1, le=5000, description="Rows to insert (1 to 5000).")
+    rows: JsonInt = Field(500, ge=1, le=5000, description="Rows to insert (1 to 5000).")
     method: InsertMethod = "batch"
 
 

@@ -31,10 +31,11 @@ from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
 from ..deps import BlockingMode, MonitorDep
-from ..files import BadName, NoSuchFile, SampleFiles, StoreFull
+from ..files import FILE_NAME_PATTERN, BadName, NoSuchFile, SampleFiles, StoreFull
 from ..files_export import HEAD, TAIL, csv_batches, render_section, sqlite_rows
 from ..files_uploads import TooLarge, UploadsFull, UploadStore
 from ..jobs import JobOut, JobStore
+from ..json_types import JsonInt
 from ..settings import Settings
 
 #: the pitfall reads whole files into memory: refuse the ones that would hurt the machine
@@ -87,7 +88,16 @@ async def get_state(conn: HTTPConnection) -> StreamState:
 
 
 StateDep = Annotated[StreamState, Depends(get_state)]
-FileName = Annotated[str, Path(description="A name from GET /stream/files.", max_length=300)]
+#: The schema states the rule (a 422 names it); server/files.py checks it again, then
+#: resolves the path and refuses anything outside the directory.
+FileName = Annotated[
+    str,
+    Path(
+        description="A name from GET /stream/files: 1-128 letters, digits, '.', '_' or '-'.",
+        pattern=FILE_NAME_PATTERN,
+        max_length=128,
+    ),
+]
 
 
 class Tracked:
@@ -159,7 +169,11 @@ class NewFileIn(BaseModel):
     """``POST /stream/files`` body."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    size_bytes: int = Field(ge=1, description="1 byte up to the server's sample cap (1 GiB).")
+    # the schema states the largest cap there can be; a server configured lower refuses
+    # what is over its own cap with a 413 that says so
+    size_bytes: JsonInt = Field(
+        ge=1, le=2**30, description="1 byte up to the server's sample cap (at most 1 GiB)."
+    )
 
 
 @router.get("/files")
@@ -235,7 +249,14 @@ async def read_whole_file(state: StateDep, path: os.PathLike[str]) -> Any:
     )
 
 
-@router.delete("/files/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/files/{name:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        400: {"description": "Not a plain file name."},
+        404: {"description": "No such file in the server's directory."},
+    },
+)
 async def delete_file(name: FileName, state: StateDep) -> None:
     """Delete a sample file."""
     lookup(state, name)
@@ -252,14 +273,19 @@ class UploadOut(BaseModel):
     expires_at: float = Field(description="Unix time the cleanup task deletes it.")
 
 
-@router.api_route(
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"description": "Over the upload cap; nothing is kept."},
+    507: {"description": "Too many uploads waiting for cleanup."},
+}
+
+
+# POST and PUT (``curl -T``) are two operations, each with its own OpenAPI id.
+@router.post("/uploads", status_code=status.HTTP_201_CREATED, responses=UPLOAD_RESPONSES)
+@router.put(
     "/uploads",
-    methods=["POST", "PUT"],
     status_code=status.HTTP_201_CREATED,
-    responses={
-        413: {"description": "Over the upload cap; nothing is kept."},
-        507: {"description": "Too many uploads waiting for cleanup."},
-    },
+    responses=UPLOAD_RESPONSES,
+    operation_id="upload_put_stream_uploads",
 )
 async def upload(request: Request, state: StateDep) -> UploadOut:
     """Store the raw request body (``curl -T file`` (PUT) or ``--data-binary @file``).
