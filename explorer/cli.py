@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ examples:
   fastasync-explorer --port 0              any free port (shown in the title bar)
   fastasync-explorer serve --port 8000     the same app without the UI, for curl
   fastasync-explorer bench                 throughput and lag figures, side by side
+  fastasync-explorer bench ws              a pattern's own benchmark (ws, streaming, db, cache)
   fastasync-explorer report --out DIR      every pattern right vs pitfall, as Markdown + JSON
 """
 
@@ -88,6 +90,15 @@ def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -
     )
 
 
+#: ``fastasync-explorer bench <pattern>``: each pattern's benchmark module (``main(argv)``)
+PATTERN_BENCHMARKS = {
+    "ws": "explorer.bench_ws",
+    "streaming": "explorer.bench_streaming",
+    "db": "explorer.bench_db",
+    "cache": "explorer.bench_cache",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastasync-explorer",
@@ -126,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds", type=int, default=3, help="serve/explorer throughput pairs (median is kept)"
     )
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    bench.add_argument(
+        "pattern",
+        nargs="?",
+        choices=sorted(PATTERN_BENCHMARKS),
+        help="a pattern's own benchmark instead (its options follow it; see `bench ws -h`)",
+    )
+    bench.add_argument("pattern_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     report = commands.add_parser(
         "report",
@@ -214,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return run_report_command(args, settings)
     if args.command == "bench":
+        if args.pattern:
+            module = importlib.import_module(PATTERN_BENCHMARKS[args.pattern])
+            code: int = module.main(args.pattern_args)
+            return code
         from .bench import run_bench
 
         return run_bench(args)

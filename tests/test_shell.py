@@ -273,3 +273,13 @@ async def test_a_too_small_terminal_gets_a_notice_until_it_grows(tmp_path: Path)
         assert notice.display
         await pilot.press("q")
     assert app.return_code == 0
+
+
+@pytest.mark.parametrize("pattern", ["ws", "streaming", "db", "cache"])
+def test_bench_runs_each_patterns_own_benchmark(
+    pattern: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", pattern, "--help"])
+    assert exited.value.code == 0
+    assert f"explorer.bench_{pattern}" in capsys.readouterr().out

@@ -71,7 +71,12 @@ async def sse_ticker_left(run: ScenarioRun) -> Outcome:
     before = await sse_stats(run)
     requests = 1
     try:
-        ticks = await gather_all(*(read_ticks(run) for _ in range(CLIENTS)))
+        try:
+            ticks = await gather_all(*(read_ticks(run) for _ in range(CLIENTS)))
+        except TimeoutError:
+            raise ScenarioError(
+                f"a ticker client did not get {TICKS_READ} ticks within {LISTEN_TIMEOUT_S:g} s"
+            ) from None
         requests += CLIENTS
         if sum(ticks) != CLIENTS * TICKS_READ:
             raise ScenarioError(f"{sum(ticks)} ticks read, expected {CLIENTS * TICKS_READ}")
