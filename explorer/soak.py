@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import random
 import signal
 import socket
@@ -45,7 +46,7 @@ class Tally:
         status = response.status_code
         self.statuses[(route, str(status))] += 1
         clear = 200 <= status < 300 or status in allowed
-        if status in (422, 503, 429, 404, 409) and status in allowed:
+        if clear and status >= 400:
             # a refusal must say why
             clear = "detail" in response.json()
         if not clear:
@@ -104,13 +105,108 @@ async def follow_jobs(http: httpx.AsyncClient, tally: Tally, rng: random.Random)
                     pass
 
 
+async def follow_feed(http: httpx.AsyncClient, tally: Tally, rng: random.Random) -> None:
+    """The SSE feed, left after a while; sometimes the ticker too (leaks in blocking mode)."""
+    path = rng.choice(["/sse/feed?topics=tick,stall,job", "/sse/ticker?interval=0.1&count=20"])
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(rng.uniform(0.3, 2.0)):
+            async with aconnect_sse(http, "GET", path) as source:
+                tally.record(path.split("?")[0], source.response, allowed=(503,))
+                async for _ in source.aiter_sse():
+                    pass
+    if rng.random() < 0.2:  # the leaked producers are capped; end them now and then
+        tally.record("/sse/leaked", await http.delete("/sse/leaked"))
+
+
+async def chat(http: httpx.AsyncClient, tally: Tally, rng: random.Random) -> None:
+    """A chat member: joins, talks, reads a little, leaves (abruptly one time in four)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
+
+    url = str(http.base_url).replace("http://", "ws://").rstrip("/")
+    room = f"soak{rng.randrange(3)}"
+    route = "/ws/chat/{room}"
+    try:
+        async with asyncio.timeout(10):
+            async with connect(f"{url}/ws/chat/{room}?name=s{rng.randrange(10**6)}") as ws:
+                for _ in range(rng.randrange(1, 6)):
+                    await ws.send(json.dumps({"type": "message", "text": "x" * 512}))
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.2):
+                            await ws.recv()
+                if rng.random() < 0.25:
+                    ws.transport.abort()  # no close frame: the server must clean up anyway
+                tally.statuses[(route, "ok")] += 1
+    except TimeoutError:
+        tally.statuses[(route, "slow (>10 s)")] += 1  # naive broadcast behind a slow peer
+    except (OSError, WebSocketException) as error:
+        code = getattr(getattr(error, "rcvd", None), "code", None)
+        if code in (1008, 1013):  # dropped as a slow consumer, or a limit: said why
+            tally.statuses[(route, f"closed {code}")] += 1
+        else:
+            tally.error(route, error)
+
+
+async def stream(http: httpx.AsyncClient, tally: Tally, rng: random.Random) -> None:
+    """A download cut short or read whole, an upload, a CSV export."""
+    choice = rng.random()
+    if choice < 0.5:
+        names = [f["name"] for f in (await http.get("/stream/files")).json()]
+        if not names:
+            made = await http.post("/stream/files", json={"size_bytes": 4 * 1024 * 1024})
+            tally.record("/stream/files (new)", made, allowed=(201, 507))
+            return
+        async with http.stream("GET", f"/stream/files/{rng.choice(names)}") as response:
+            tally.record("/stream/files/{name}", response)
+            limit = rng.randrange(1, 5 * 1024 * 1024)
+            read = 0
+            async for chunk in response.aiter_bytes():
+                read += len(chunk)
+                if read > limit:
+                    break  # the client leaves mid-way
+    elif choice < 0.8:
+        body = rng.randbytes(rng.randrange(1, 256 * 1024))
+        tally.record("/stream/uploads", await http.post("/stream/uploads", content=body), (507,))
+    else:
+        tally.record("/stream/export.csv", await http.get("/stream/export.csv"))
+
+
+async def database(http: httpx.AsyncClient, tally: Tally, rng: random.Random) -> None:
+    route = rng.choice(
+        [
+            f"/db/users/{rng.randrange(1, 260)}",
+            f"/db/orm/users/{rng.randrange(1, 260)}",
+            "/db/dashboard?latency_ms=20",
+            "/db/posts?limit=20&strategy=n_plus_one",
+            "/db/posts?limit=20&strategy=prefetch",
+            "/db/slow-report?seconds=0.05",
+        ]
+    )
+    response = await http.get(route)
+    tally.record(route.split("?")[0].rstrip("0123456789"), response, allowed=(404, 503))
+
+
+async def cache(http: httpx.AsyncClient, tally: Tally, rng: random.Random) -> None:
+    if rng.random() < 0.9:
+        route = f"/cache/value/k{rng.randrange(12)}?delay_s=0.05&ttl_s=2"
+        tally.record("/cache/value/{key}", await http.get(route))
+    else:
+        route = "/cache/hanging?hang_s=0.5&timeout_s=0.2"
+        tally.record("/cache/hanging", await http.get(route), allowed=(504,))
+
+
 ACTORS: dict[str, tuple[Actor, int]] = {
     # name: (actor, how many run at once)
-    "basics": (basics, 4),
+    "basics": (basics, 3),
     "concurrency": (concurrency, 2),
     "tasks": (tasks, 2),
     "monitor": (monitor, 1),
-    "sse": (follow_jobs, 4),
+    "sse": (follow_jobs, 2),
+    "feed": (follow_feed, 3),
+    "ws": (chat, 4),
+    "stream": (stream, 2),
+    "db": (database, 2),
+    "cache": (cache, 2),
 }
 
 
