@@ -302,6 +302,10 @@ class ExplorerApp(App[int]):
             # keys and clicks both land here: keep the list's highlight in step
             nav = self.query_one("#nav", OptionList)
             nav.highlighted = nav.get_option_index(slug)
+            # Focus moves with the pane: left in the hidden one (or passed by Textual to the
+            # next widget of it), it would take the app's keys as text (q typed into a field).
+            if not self.showing_code and not nav.has_focus:
+                self.call_after_refresh(self._focus_main, False)
 
     def current_pane(self) -> PatternPane | None:
         panes = self.query(PatternPane).filter(f"#pane-{self.current_slug}")
@@ -355,7 +359,10 @@ class ExplorerApp(App[int]):
             self.set_focus(panels.first() if panels else None)
         else:
             pane = self.current_pane()
-            focusable = pane.query("RadioSet, Input, Button") if pane else None
+            # Not a text field first: it would take the digits, b, r and q as text.
+            focusable = pane.query("RadioSet, Select, Button") if pane else None
+            if pane is not None and not focusable:
+                focusable = pane.query("Input")
             self.set_focus(focusable.first() if focusable else None)
 
     # -- command palette -------------------------------------------------------------------

@@ -283,3 +283,21 @@ def test_bench_runs_each_patterns_own_benchmark(
         main(["bench", pattern, "--help"])
     assert exited.value.code == 0
     assert f"explorer.bench_{pattern}" in capsys.readouterr().out
+
+
+async def test_focus_follows_the_pane_so_the_keys_stay_the_apps(tmp_path: Path) -> None:
+    """Visiting every pane by its digit leaves focus in the visible pane, and q still quits."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path / "data"))
+    async with app.run_test(size=(140, 45)) as pilot:
+        await eventually(lambda: app.context is not None and app.current_pane() is not None)
+        for digit in [*range(1, len(PANES) + 1), 1, len(PANES), 2]:
+            await pilot.press(str(digit))
+            await pilot.pause(0.2)
+            pane = app.current_pane()
+            assert pane is not None
+            assert pane.SLUG == PANES[digit - 1].SLUG
+            focused = app.focused
+            assert focused is None or pane in focused.ancestors_with_self, (digit, focused)
+        await pilot.press("q")
+        await pilot.pause(3)
+    assert app.return_code == 0

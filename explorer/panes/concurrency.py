@@ -202,6 +202,8 @@ class ConcurrencyPane(PatternPane):
                     [(s.label, s.key) for s in STRATEGIES],
                     value=self.strategy_key,
                     allow_blank=False,
+                    # the app's keys (digits, b, r, c, q) must reach it, not search the menu
+                    type_to_search=False,
                     id="strategy-select",
                 )
                 with Horizontal(id="buttons"):

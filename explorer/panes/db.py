@@ -281,6 +281,8 @@ class DbPane(PatternPane):
                 [(a.label, a.key) for a in ACTIONS],
                 value=self.action_key,
                 allow_blank=False,
+                # the app's keys (digits, b, r, c, q) must reach it, not search the menu
+                type_to_search=False,
                 id="action",
             )
             yield Label("rows")
