@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -468,3 +469,32 @@ async def test_pane_refuses_a_bad_subscriber_count(tmp_path: Path) -> None:
         await pilot.pause(0.2)
         assert pane.swarm.open == 0
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+async def test_a_real_browser_eventsource_reads_the_feed(server: ServerHandle) -> None:
+    """Headless Chromium opens /sse/browser; its own EventSource writes the ticks it got."""
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("FASTASYNC_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (FASTASYNC_REQUIRE_BROWSER is set) but missing")
+        pytest.skip("no chromium on this machine (.ci/run installs it): the browser check")
+    hub_of(server).set_tick_interval(0.2)
+    process = await asyncio.create_subprocess_exec(
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        f"{server.url}/sse/browser?events=3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    dom, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    page = dom.decode()
+    assert '<p id="state">done: 3 events</p>' in page, page[-2000:]
+    ids = re.findall(r"<li>id=([0-9a-f]+-\d+) tick ", page)
+    assert len(ids) == 3
+    seqs = [int(event_id.rsplit("-", 1)[1]) for event_id in ids]
+    assert seqs == sorted(set(seqs))  # in order, no duplicate

@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal, cast, get_args
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, status
+from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
@@ -331,6 +332,43 @@ async def leaky_ticker(
     yield ServerSentEvent(comment=f"ticker from {plan.after + 1} (producer task)")
     while (n := await queue.get()) is not None:
         yield tick_event(n)
+
+
+# -- a real browser ------------------------------------------------------------------------
+
+#: A page for any browser: its own EventSource on the feed, each event written into the page
+#: (``chromium --headless --dump-dom`` prints it; tests/test_sse.py does just that).
+BROWSER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fastasync-explorer: SSE feed</title></head>
+<body>
+<h1>EventSource on /sse/feed</h1>
+<p id="state">connecting</p>
+<ol id="events"></ol>
+<script>
+const wanted = Number(new URLSearchParams(location.search).get("events") || "3");
+const list = document.getElementById("events");
+const state = document.getElementById("state");
+const source = new EventSource("/sse/feed?topics=tick&heartbeat=1");
+source.onopen = () => { state.textContent = "open"; };
+source.onerror = () => { state.textContent = "error (the browser will retry)"; };
+source.addEventListener("tick", (event) => {
+  const item = document.createElement("li");
+  item.textContent = `id=${event.lastEventId} tick ${event.data}`;
+  list.appendChild(item);
+  if (list.children.length >= wanted) {
+    source.close();
+    state.textContent = `done: ${wanted} events`;
+  }
+});
+</script>
+</body></html>
+"""
+
+
+@router.get("/browser", response_class=HTMLResponse)
+async def browser_page() -> HTMLResponse:
+    """A page whose own ``EventSource`` follows the feed: open it in any browser."""
+    return HTMLResponse(BROWSER_PAGE)
 
 
 # -- control and figures --------------------------------------------------------------------
