@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from .bench import free_port
 from .ws_bots import BotSwarm, StalledClient, ws_url
 
 READY = "READY"
@@ -103,13 +103,6 @@ async def serve_bare(port: int) -> None:
         say(READY)
         with contextlib.suppress(asyncio.CancelledError):
             await server.serve_forever()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

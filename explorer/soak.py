@@ -16,7 +16,6 @@ import contextlib
 import json
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import httpx
 from httpx_sse import aconnect_sse
+
+from .bench import free_port
 
 SAMPLE_EVERY_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
@@ -251,13 +252,6 @@ def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
         return 0.0
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     return statistics.linear_regression(xs, ys).slope * 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def wait_until_up(url: str, timeout_s: float = 30.0) -> None:

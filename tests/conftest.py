@@ -82,6 +82,22 @@ def monitor(server: ServerHandle) -> LoopMonitor:
     return loop_monitor
 
 
+async def set_blocking(client: httpx.AsyncClient, enabled: bool) -> None:
+    """Switch blocking mode over HTTP, as the UI's ``b`` key does."""
+    response = await client.put("/monitor/blocking", json={"enabled": enabled})
+    assert response.json() == {"enabled": enabled}
+
+
+@pytest.fixture
+async def blocking(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Blocking mode on for the test, off again after it."""
+    await set_blocking(client, True)
+    try:
+        yield
+    finally:
+        await client.put("/monitor/blocking", json={"enabled": False})
+
+
 async def eventually(
     condition: Callable[[], bool], within: float = 5.0, interval: float = 0.02
 ) -> None:

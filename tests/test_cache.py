@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +54,6 @@ async def stats(client: httpx.AsyncClient) -> Reply:
     assert response.status_code == 200
     reply: Reply = response.json()
     return reply
-
-
-@pytest.fixture
-async def blocking(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """Blocking mode on for the test, off again after it."""
-    assert (await client.put("/monitor/blocking", json={"enabled": True})).json()["enabled"]
-    try:
-        yield
-    finally:
-        await client.put("/monitor/blocking", json={"enabled": False})
 
 
 # -- the TTL cache over HTTP ----------------------------------------------------------------

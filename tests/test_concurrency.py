@@ -12,7 +12,7 @@ import gc
 import itertools
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,16 +108,6 @@ def peak_overlap(report: Report) -> int:
         current += step
         peak = max(peak, current)
     return peak
-
-
-@pytest.fixture
-async def blocking(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """Blocking mode on for the test, off again after it."""
-    assert (await client.put("/monitor/blocking", json={"enabled": True})).json()["enabled"]
-    try:
-        yield
-    finally:
-        await client.put("/monitor/blocking", json={"enabled": False})
 
 
 # -- right forms ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from server.db.pool import PoolTimeout
 from server.db.service import ORM_POOL_SIZE, POOL_SIZE
 from server.runner import ServerHandle
 from server.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import eventually, set_blocking
 
 PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
@@ -146,11 +146,6 @@ async def pg_app(
         # The URL is configured: an unreachable server is a failure, not a skip.
         assert status["backend"] == "postgresql", f"PostgreSQL at {PG_ENV} not usable: {status}"
         yield served
-
-
-async def blocking(client: httpx.AsyncClient, enabled: bool) -> None:
-    response = await client.put("/monitor/blocking", json={"enabled": enabled})
-    assert response.json() == {"enabled": enabled}
 
 
 async def pool_settles(handle: ServerHandle, within: float = 10.0) -> None:
@@ -331,11 +326,11 @@ async def test_blocking_mode_turns_the_dashboard_into_the_mistake(
     sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
 ) -> None:
     _, client = sqlite_app
-    await blocking(client, True)
+    await set_blocking(client, True)
     report = (await client.get("/db/dashboard", params={"latency_ms": 20})).json()
     assert report["mode"] == "pool"
     assert report["effective"] == "one_connection"
-    await blocking(client, False)
+    await set_blocking(client, False)
 
 
 # -- batch insert, prefetch -------------------------------------------------------------------
@@ -360,12 +355,12 @@ async def test_batch_insert_takes_three_round_trips_row_by_row_takes_n(
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM events") >= 600
 
-    await blocking(client, True)
+    await set_blocking(client, True)
     forced = (await client.post("/db/batch-insert", json={"rows": 5})).json()
     assert forced["method"] == "batch"
     assert forced["effective"] == "row_by_row"
     assert forced["round_trips"] == 7
-    await blocking(client, False)
+    await set_blocking(client, False)
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -415,7 +410,7 @@ async def test_without_the_timeout_the_excess_waits_its_turn(
     sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
 ) -> None:
     handle, client = sqlite_app
-    await blocking(client, True)
+    await set_blocking(client, True)
     params = {"seconds": 0.4, "timeout_s": 0.05}
     responses = await asyncio.gather(
         *(client.get("/db/hold", params=params) for _ in range(POOL_SIZE + 3))
@@ -423,7 +418,7 @@ async def test_without_the_timeout_the_excess_waits_its_turn(
     assert [r.status_code for r in responses] == [200] * (POOL_SIZE + 3)
     waits = sorted(r.json()["waited_ms"] for r in responses)
     assert waits[-1] >= 300  # the last three waited for a whole hold, not 50 ms
-    await blocking(client, False)
+    await set_blocking(client, False)
     await pool_settles(handle)
 
 
@@ -703,7 +698,7 @@ async def test_sync_sqlite3_in_async_def_stalls_the_loop(
     long_stalls = [s for s in monitor.stalls_after(0) if s.duration_ms >= 250]
     assert not [s for s in long_stalls if s.route == "GET /db/slow-report"]
 
-    await blocking(client, True)
+    await set_blocking(client, True)
     wrong = await client.get("/db/slow-report", params={"seconds": 0.3})
     assert wrong.json()["driver"] == "sqlite3 (sync, on the event loop)"
     assert wrong.json()["orders"] == right.json()["orders"] == 2000
@@ -720,7 +715,7 @@ async def test_sync_sqlite3_in_async_def_stalls_the_loop(
     assert stall.duration_ms >= 280
     assert stall.location.startswith("server/routes/db.py:")
     assert stall.location.endswith("in report_sync_sqlite3")
-    await blocking(client, False)
+    await set_blocking(client, False)
 
 
 async def test_open_and_close_without_a_server(tmp_path: Path) -> None:

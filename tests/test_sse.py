@@ -27,7 +27,7 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from server.sse_bus import RING_CAPACITY
 from server.sse_feeds import SseHub, tick_value
-from tests.conftest import eventually
+from tests.conftest import eventually, set_blocking
 
 
 def hub_of(server: ServerHandle) -> SseHub:
@@ -71,11 +71,6 @@ def seq(event: ServerSentEvent) -> int:
 async def fast_ticks(client: httpx.AsyncClient, interval: float = 0.05) -> None:
     response = await client.put("/sse/tick-interval", json={"interval_s": interval})
     assert response.status_code == 200, response.text
-
-
-async def blocking(client: httpx.AsyncClient, enabled: bool) -> None:
-    response = await client.put("/monitor/blocking", json={"enabled": enabled})
-    assert response.json() == {"enabled": enabled}
 
 
 # -- the feed -------------------------------------------------------------------------------
@@ -196,7 +191,7 @@ async def test_the_feed_carries_the_apps_own_stalls_and_jobs(client: httpx.Async
     await asyncio.sleep(0.2)
     queued = await client.post("/tasks/queue", json={"kind": "sleep", "duration_s": 0.05})
     assert queued.status_code == 202
-    await blocking(client, True)
+    await set_blocking(client, True)
     await client.get("/basics/async", params={"delay": 0.3})  # time.sleep in blocking mode
     await asyncio.wait_for(reader, timeout=10)
     assert [j["state"] for j in jobs if j["id"] == queued.json()["job_id"]][-1] == "done"
@@ -280,7 +275,7 @@ async def test_pitfall_ticker_leaves_its_producer_running(
     server: ServerHandle, client: httpx.AsyncClient
 ) -> None:
     hub = hub_of(server)
-    await blocking(client, True)
+    await set_blocking(client, True)
     for _ in range(3):
         await leave_ticker_after(client, 2)
     await eventually(lambda: hub.streams == 0, within=2)  # FastAPI did cancel them ...
@@ -297,7 +292,7 @@ async def test_leaked_producers_are_capped(
     server: ServerHandle, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sse_routes, "MAX_LEAKED", 2)
-    await blocking(client, True)
+    await set_blocking(client, True)
     await leave_ticker_after(client, 1)
     await leave_ticker_after(client, 1)
     refused = await client.get("/sse/ticker")
@@ -310,7 +305,7 @@ async def test_shutdown_cancels_leaked_producers(tmp_path: Path) -> None:
     await handle.start()
     try:
         async with httpx.AsyncClient(base_url=handle.url) as client:
-            await blocking(client, True)
+            await set_blocking(client, True)
             await leave_ticker_after(client, 1)
             await leave_ticker_after(client, 1)
         hub = hub_of(handle)

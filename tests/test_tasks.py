@@ -35,7 +35,7 @@ from server.jobs import (
 )
 from server.runner import ServerHandle
 from server.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import eventually, set_blocking
 
 Job = dict[str, Any]
 
@@ -89,11 +89,6 @@ async def serving(data_dir: Path, graceful_s: int = 1) -> AsyncIterator[ServerHa
         yield handle
     finally:
         await handle.stop()
-
-
-async def blocking(client: httpx.AsyncClient, enabled: bool) -> None:
-    response = await client.put("/monitor/blocking", json={"enabled": enabled})
-    assert response.json() == {"enabled": enabled}
 
 
 # -- BackgroundTasks ------------------------------------------------------------------------
@@ -214,7 +209,7 @@ async def test_fire_and_forget_records_every_outcome(client: httpx.AsyncClient) 
 async def test_fire_and_forget_pitfall_loses_the_outcome(
     server: ServerHandle, client: httpx.AsyncClient
 ) -> None:
-    await blocking(client, True)
+    await set_blocking(client, True)
     ids = {}
     for kind in ("sleep", "fail", "hang"):
         response = await client.post(
@@ -223,7 +218,7 @@ async def test_fire_and_forget_pitfall_loses_the_outcome(
         assert response.status_code == 202, response.text
         assert response.json()["supervised"] is False
         ids[kind] = response.json()["job_id"]
-    await blocking(client, False)
+    await set_blocking(client, False)
     await asyncio.sleep(0.5)  # ten times what the sleep and fail jobs take
     jobs = await all_jobs(client)
     # The store heard them start and never heard how they ended.
@@ -279,9 +274,9 @@ async def test_a_burst_of_triggers_runs_once(client: httpx.AsyncClient) -> None:
 
 
 async def test_without_debounce_every_trigger_runs(client: httpx.AsyncClient) -> None:
-    await blocking(client, True)
+    await set_blocking(client, True)
     answers = await trigger(client, "burst", 10)
-    await blocking(client, False)
+    await set_blocking(client, False)
     job_ids = {a["job_id"] for a in answers}
     assert len(job_ids) == 10
     jobs = await until(client, finished(*job_ids))
