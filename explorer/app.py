@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
+from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -22,8 +23,10 @@ from textual.timer import Timer
 from textual.widgets import (
     ContentSwitcher,
     Footer,
+    Input,
     Log,
     OptionList,
+    RichLog,
     TabbedContent,
     TabPane,
 )
@@ -40,7 +43,7 @@ from .context import ExplorerContext, MonitorSource
 from .log_sink import QueueingLogHandler, RootLogCapture
 from .panes.base import PatternPane
 from .registry import PANES
-from .widgets.code_view import CodeView, SourcePanel
+from .widgets.code_view import CodeView
 from .widgets.latency_bar import LatencyBar
 from .widgets.stall_inspector import StallInspector
 from .widgets.too_small import TooSmall
@@ -57,13 +60,17 @@ class ExplorerApp(App[int]):
 
     TITLE = "fastasync-explorer"
     CSS_PATH = "app.tcss"
+    #: Screen.-short / Screen.-tall in app.tcss: the stall table takes fewer rows on a
+    #: short terminal, so the pane keeps room for its controls and its result
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]  # noqa: RUF012 (Textual's form)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run", "Run"),
         Binding("b", "toggle_blocking", "Blocking mode"),
         Binding("c", "toggle_code", "Code"),
-        Binding("s", "show_tab('stalls')", "Stalls"),
+        Binding("s", "show_stalls", "Stalls"),
         Binding("l", "show_tab('log')", "Log"),
+        Binding("escape", "leave", "Back", show=False),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         *(
@@ -95,13 +102,15 @@ class ExplorerApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._last_stall_seq = 0
         self._stall_offset = (0, 0.0)
+        #: unix time from which stalls count (start-up work, heap settling, is no lesson)
+        self._counting_from = float("inf")
         self._last_toast = 0.0
         self._stopped = False
         self._signal_handlers: list[signal.Signals] = []
         self._server_lost = False
         self._panes_ready = False
         self._gauge_timer: Timer | None = None
-        self._gauges: tuple[LatencyBar, StallInspector, Log, TopBar] | None = None
+        self._gauges: tuple[LatencyBar, StallInspector, RichLog, TopBar] | None = None
         self.context: ExplorerContext | None = None
 
     # -- layout --------------------------------------------------------------------------
@@ -119,7 +128,8 @@ class ExplorerApp(App[int]):
             with TabPane("Stalls", id="stalls"):
                 yield StallInspector(id="stall-inspector")
             with TabPane("Log", id="log"):
-                yield Log(max_lines=1000, id="log-view")
+                # wrapped, not cut at the edge; bounded
+                yield RichLog(max_lines=1000, wrap=True, markup=False, id="log-view")
         yield LatencyBar()
         yield Footer()
 
@@ -178,7 +188,7 @@ class ExplorerApp(App[int]):
         self._gauges = (
             self.query_one(LatencyBar),
             self.query_one(StallInspector),
-            self.query_one("#log-view", Log),
+            self.query_one("#log-view", RichLog),
             self.query_one(TopBar),
         )
         self._gauge_timer = self.set_interval(1.0 / self._gauge_hz, self.refresh_gauges)
@@ -190,6 +200,7 @@ class ExplorerApp(App[int]):
         The startup stalls stay in ``GET /monitor``; the log pane says what they cost.
         """
         snapshot = monitor.snapshot()
+        self._counting_from = time.time()
         self._last_stall_seq = max((s.seq for s in snapshot.stalls), default=0)
         self._stall_offset = (snapshot.stall_count, snapshot.stall_total_ms)
         if snapshot.stall_count:
@@ -213,16 +224,27 @@ class ExplorerApp(App[int]):
         # The widgets are held, not queried: this timer can still fire while the app tears
         # them down (before on_unmount stops it), and updating a removed widget is harmless.
         latency_bar, inspector, log_view, top_bar = gauges
+        self._mend_focus()
         snapshot = self.context.monitor.snapshot()
+        new = [s for s in snapshot.stalls if s.seq > self._last_stall_seq]
+        if new:
+            self._last_stall_seq = new[-1].seq
+            # a stall that began during start-up is published only after it: not counted
+            early = [s for s in new if s.started_at < self._counting_from]
+            if early:
+                count, total = self._stall_offset
+                self._stall_offset = (
+                    count + len(early),
+                    total + sum(s.duration_ms for s in early),
+                )
+                new = [s for s in new if s.started_at >= self._counting_from]
         count, total = self._stall_offset
         latency_bar.snapshot = replace(
             snapshot,
             stall_count=snapshot.stall_count - count,
             stall_total_ms=snapshot.stall_total_ms - total,
         )
-        new = [s for s in snapshot.stalls if s.seq > self._last_stall_seq]
         if new:
-            self._last_stall_seq = new[-1].seq
             inspector.add_stalls(new)
             # One toast per refresh, for stalls a request caused; the rest are in the table.
             in_requests = [s for s in new if s.route]
@@ -242,13 +264,24 @@ class ExplorerApp(App[int]):
         # Except the Log: each write starts a thread that reports back to the app, and one
         # started during teardown outlives it (NoActiveAppError). Lines wait in the queue.
         if log_view.is_attached:
-            lines = self._log_handler.drain()
-            if lines:
-                log_view.write_lines(lines)
+            for line in self._log_handler.drain():
+                log_view.write(Text(line))
         if not self.server.running and not self._server_lost:
             self._server_lost = True
             top_bar.warning = "⚠ the server stopped: see the log (l)"
             self.notify(top_bar.warning, severity="error", timeout=10)
+
+    def _mend_focus(self) -> None:
+        """Never leave focus on a widget that is gone.
+
+        Keys go to the focused widget and its ancestors' bindings; a removed widget has no
+        ancestors, so every key, ``q`` included, would reach nothing and the UI would look
+        frozen. Whatever put it there, focus moves back to the visible view.
+        """
+        focused = self.screen.focused
+        if focused is not None and not focused.is_attached:
+            self.screen.set_focus(None)
+            self._focus_main(self.showing_code)
 
     # -- blocking mode ---------------------------------------------------------------------
 
@@ -319,7 +352,20 @@ class ExplorerApp(App[int]):
             pane.action_run()
 
     def action_show_tab(self, tab: str) -> None:
+        self.showing_code = False
         self.query_one("#bottom", TabbedContent).active = tab
+
+    def action_show_stalls(self) -> None:
+        """The stall inspector, focused on its newest row: Enter opens that stall's code."""
+        self.action_show_tab("stalls")
+        self.call_after_refresh(self.query_one(StallInspector).focus_newest)
+
+    def action_leave(self) -> None:
+        """Escape: out of the code view, or out of a field back to the pane's controls."""
+        if self.showing_code:
+            self.showing_code = False
+        elif isinstance(self.screen.focused, Input):
+            self._focus_main(False)
 
     # -- code view -------------------------------------------------------------------------
 
@@ -350,13 +396,15 @@ class ExplorerApp(App[int]):
             return
         switcher = self.query_one("#main", ContentSwitcher)
         switcher.current = "code" if showing else f"pane-{self.current_slug}"
+        # The code gets the whole width and height: lines are read whole, not cut.
+        self.query_one("#nav").display = not showing
+        self.query_one("#bottom").display = not showing
         # Focus follows the view: left on a hidden input, it would swallow the keys.
         self.call_after_refresh(self._focus_main, showing)
 
     def _focus_main(self, showing_code: bool) -> None:
         if showing_code:
-            panels = self.query_one(CodeView).query(SourcePanel)
-            self.set_focus(panels.first() if panels else None)
+            self.query_one(CodeView).focus_first()
         else:
             pane = self.current_pane()
             # Not a text field first: it would take the digits, b, r and q as text.

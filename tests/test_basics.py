@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from textual.pilot import Pilot
 from textual.widgets import Input, RadioButton
 
 from explorer.app import ExplorerApp
-from explorer.panes.basics import BasicsPane
-from explorer.widgets.code_view import CodeView, SourcePanel
+from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
+from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
-from explorer.widgets.timeline import Timeline
+from explorer.widgets.timeline import Bar, Timeline
+from explorer.widgets.top_bar import TopBar
 from server.settings import Settings
 
 from .conftest import eventually
+from .frozen import FROZEN_STALLS, FrozenMonitor
 
 # -- HTTP -------------------------------------------------------------------------------
 
@@ -203,12 +207,12 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
 
         await pilot.press("c")
         code = app.query_one(CodeView)
-        await eventually(lambda: bool(code.query(SourcePanel)))
-        panels = list(code.query(SourcePanel))
-        assert panels[0].block.path == "server/routes/basics.py"
-        assert "async def async_sleep" in panels[0].block.text
-        assert panels[0].block.highlight  # the line that stalled
-        assert "async def send_batch" in panels[1].block.text
+        await eventually(lambda: bool(code.blocks))
+        panels = code.blocks
+        assert panels[0].path == "server/routes/basics.py"
+        assert "async def async_sleep" in panels[0].text
+        assert panels[0].highlight  # the line that stalled
+        assert "async def send_batch" in panels[1].text
         await pilot.press("c")
         assert not app.showing_code
         await pilot.press("q")
@@ -242,11 +246,11 @@ async def test_pane_switches_style_and_refuses_bad_input() -> None:
 
 
 async def test_inspector_folds_ui_stalls_into_one_row() -> None:
-    from explorer.widgets.stall_inspector import ELSEWHERE
+    from explorer.widgets.stall_inspector import OTHER_ROW, UI_ROW
     from server.monitor import Stall
 
     def stall(seq: int, location: str, route: str | None = None) -> Stall:
-        return Stall(seq, 0.0, 20.0 + seq, "cpu", location, route)
+        return Stall(seq, time.time() + 1, 20.0 + seq, "cpu", location, route)
 
     app = ExplorerApp(Settings(port=0))
     async with app.run_test(size=(120, 40)):
@@ -259,15 +263,18 @@ async def test_inspector_folds_ui_stalls_into_one_row() -> None:
                 stall(1002, "rich/text.py:2 in plain"),
                 stall(1003, "server/routes/basics.py:77 in async_sleep", "GET /basics/async"),
                 stall(1004, "server/work.py:12 in crunch"),  # server code, no request
+                stall(1005, "asyncio/events.py:80 in _run"),  # neither UI nor server
             ]
         )
         rows = {str(key.value) for key in inspector.rows}
-        assert {"1003", "1004", ELSEWHERE} <= rows
-        assert not {"1001", "1002"} & rows
-        assert inspector.row_count <= before + 3
-        summary = inspector.get_row(ELSEWHERE)
-        assert summary[0].endswith("2") or "×" in summary[0]
-        assert "rich/text.py:2 in plain" in summary[6]  # the worst one (22 ms)
+        assert {"1003", "1004", UI_ROW, OTHER_ROW} <= rows
+        assert not {"1001", "1002", "1005"} & rows
+        assert inspector.row_count == before + 2  # the folded rows were there from the start
+        ui = inspector.get_row(UI_ROW)
+        assert ui[0] == "explorer UI"
+        assert ui[1] == "×2"
+        assert "rich/text.py:2 in plain" in ui[6]  # the worst one (22 ms)
+        assert inspector.get_row(OTHER_ROW)[1] == "×1"
 
 
 async def test_command_palette_toggles_blocking_mode() -> None:
@@ -281,3 +288,40 @@ async def test_command_palette_toggles_blocking_mode() -> None:
         await pilot.press("enter")
         await eventually(lambda: app.blocking_switch.enabled)
         assert app.query_one(BasicsPane).styles.inline.has_rule("border_top")  # red border
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+async def show_frozen_blocking_run(pilot: Pilot[Any], monitor: FrozenMonitor) -> None:
+    app = pilot.app
+    assert isinstance(app, ExplorerApp)
+    while app.context is None or not app.query(BasicsPane):
+        await pilot.pause(0.02)
+    await pilot.pause(0.1)
+    app.query_one(TopBar).url = "http://127.0.0.1:8000"
+    app.blocking_switch.set(True)
+    monitor.freeze()
+    app.refresh_gauges()
+    await pilot.pause(0.05)
+    app.clear_notifications()  # toasts come and go; the inspector rows stay
+    pane = app.query_one(BasicsPane)
+    starts = (0.0, 0.004, 0.006)
+    ends = (0.211, 0.415, 0.619)
+    app.query_one(Timeline).bars = tuple(
+        Bar(f"#{i + 1}", start, end, "ok", "loop")
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+    )
+    plan = BatchPlan(STYLE_BY_KEY["async"], 3, {"delay": 0.2})
+    pane.show_summary(BatchSummary(plan, 0.619, 205.2, FROZEN_STALLS, 0, True))
+    await pilot.pause(0.1)
+
+
+def test_basics_pane_after_a_blocking_run(snap_compare: Any, utc_clock: None) -> None:
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await show_frozen_blocking_run(pilot, monitor)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -16,18 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.cache import CachePane
+from explorer.panes.cache import CachePane, RunRow
 from explorer.registry import PANES
-from explorer.widgets.code_view import CodeView, SourcePanel
+from explorer.widgets.code_view import CodeView
+from explorer.widgets.top_bar import TopBar
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.ttl_cache import CacheClosed, TTLCache
 
 from .conftest import eventually
+from .frozen import FrozenMonitor, key_of
 
 Reply = dict[str, Any]
 
@@ -419,10 +422,10 @@ async def test_pane_stampede_with_and_without_single_flight(tmp_path: Path) -> N
 
         await pilot.press("c")
         await pilot.pause(0.2)
-        panels = list(app.query_one(CodeView).query(SourcePanel))
-        assert panels[0].block.path == "server/ttl_cache.py"
-        assert "def get_or_compute" in panels[0].block.text
-        assert "def stampede" in panels[-1].block.text
+        panels = app.query_one(CodeView).blocks
+        assert panels[0].path == "server/ttl_cache.py"
+        assert "def get_or_compute" in panels[0].text
+        assert "def stampede" in panels[-1].text
 
 
 async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> None:
@@ -489,3 +492,95 @@ async def test_pane_get_hits_then_sweep_evicts_then_clear(tmp_path: Path) -> Non
         assert pane.stats is not None
         assert (pane.stats["hits"], pane.stats["misses"], pane.stats["evictions"]) == (0, 0, 0)
         assert "cache 0/8" in str(app.query_one("#pane-cache #stats", Static).content)
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+FROZEN_CACHE_STATS = {
+    "size": 3,
+    "maxsize": 8,
+    "hits": 12,
+    "misses": 23,
+    "coalesced": 19,
+    "expired": 1,
+    "evictions": 4,
+    "errors": 0,
+    "in_flight": 0,
+    "single_flight": True,
+    "upstream_calls": 263,
+}
+
+
+def test_cache_pane_after_a_stampede_and_a_client_run(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(CachePane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(CachePane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(CachePane)
+        pane.post_message(
+            CachePane.DemoDone(
+                "stampede",
+                [
+                    RunRow(
+                        "stampede ×20",
+                        "single flight",
+                        "1 upstream call",
+                        312.4,
+                        "1 miss, 19 coalesced",
+                    ),
+                    RunRow(
+                        "stampede ×20",
+                        "no single flight",
+                        "20 upstream calls",
+                        348.0,
+                        "20 misses",
+                        ok=False,
+                    ),
+                ],
+                Text("frozen"),
+            )
+        )
+        pane.post_message(
+            CachePane.DemoDone(
+                "hanging",
+                [RunRow("hang 3.0 s", "timeout 0.5 s", "504", 503.2, "")],
+                Text("frozen"),
+            )
+        )
+        pane.last_demo = "clients"
+        pane.post_message(
+            CachePane.DemoDone(
+                "clients",
+                [
+                    RunRow(
+                        "clients ×100",
+                        "shared",
+                        "612 req/s",
+                        163.4,
+                        "TCP opened 0 · seen 10",
+                    ),
+                    RunRow(
+                        "clients ×100",
+                        "per-request",
+                        "38 req/s",
+                        2639.4,
+                        "TCP opened 100 · seen 100",
+                        ok=False,
+                    ),
+                ],
+                Text("shared/per-request: 16.1× the requests/s · connections opened 0 vs 100"),
+            )
+        )
+        # the pane reads the real (empty) stats after each run; freeze them once it has
+        await pilot.pause(0.6)
+        pane.stats = FROZEN_CACHE_STATS
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

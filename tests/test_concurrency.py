@@ -20,18 +20,20 @@ from typing import Any
 import httpx
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 
 from explorer.app import ExplorerApp
 from explorer.panes.concurrency import ConcurrencyPane, KeptRun
 from explorer.registry import PANES
-from explorer.widgets.code_view import CodeView, SourcePanel
+from explorer.widgets.code_view import CodeView
 from explorer.widgets.timeline import Timeline
+from explorer.widgets.top_bar import TopBar
 from server.routes.concurrency import STRATEGY_FUNCTIONS, simulated_outcome
 from server.runner import ServerHandle
 from server.settings import Settings
 
 from .conftest import eventually
+from .frozen import FrozenMonitor, key_of
 
 Report = dict[str, Any]
 Draw = list[tuple[float, bool]]
@@ -517,9 +519,9 @@ async def test_pane_runs_gather_then_sequential_and_keeps_both(tmp_path: Path) -
 
         await pilot.press("c")
         await pilot.pause(0.2)
-        panels = list(app.query_one(CodeView).query(SourcePanel))
-        assert panels[0].block.path == "server/routes/concurrency.py"
-        assert "run_strategy" in panels[1].block.text
+        panels = app.query_one(CodeView).blocks
+        assert panels[0].path == "server/routes/concurrency.py"
+        assert "run_strategy" in panels[1].text
 
 
 async def test_pane_shows_the_guides_race_bug_in_blocking_mode(tmp_path: Path) -> None:
@@ -548,3 +550,79 @@ async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
         assert not pane.running
         assert pane.report is None
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+FROZEN_RACE = {
+    "strategy": "race",
+    "effective": "race",
+    "blocking_mode": False,
+    "wall_ms": 212.4,
+    "tasks": [
+        {
+            "index": 0,
+            "label": "up-0",
+            "start_ms": 0.3,
+            "end_ms": 212.1,
+            "state": "cancelled",
+            "error": "CancelledError: lost the race",
+            "finally_ms": 212.3,
+        },
+        {
+            "index": 1,
+            "label": "up-1",
+            "start_ms": 0.4,
+            "end_ms": 151.8,
+            "state": "ok",
+            "error": None,
+            "finally_ms": 151.9,
+        },
+        {
+            "index": 2,
+            "label": "up-2",
+            "start_ms": 0.5,
+            "end_ms": 212.2,
+            "state": "cancelled",
+            "error": "CancelledError: lost the race",
+            "finally_ms": 212.4,
+        },
+        {
+            "index": 3,
+            "label": "up-3",
+            "start_ms": 0.6,
+            "end_ms": 96.0,
+            "state": "failed",
+            "error": "HTTPStatusError: upstream up-3 failed (simulated)",
+            "finally_ms": 96.1,
+        },
+    ],
+    "ok": 1,
+    "failed": 1,
+    "cancelled": 2,
+    "winner": 1,
+    "completion_order": [3, 1],
+    "error": None,
+    "note": "up-1 won after 152 ms; the two losers were cancelled and their finally "
+    "blocks ran within 1 ms.",
+}
+
+
+def test_concurrency_pane_after_a_race(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(ConcurrencyPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(ConcurrencyPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(ConcurrencyPane)
+        pane.strategy_key = "race"
+        pane.query_one(Select).value = "race"
+        pane.report = FROZEN_RACE
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

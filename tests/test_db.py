@@ -22,19 +22,23 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static
 
 from explorer.app import ExplorerApp
 from explorer.panes.db import DbPane
 from explorer.registry import PANES
-from explorer.widgets.code_view import CodeView, SourcePanel
+from explorer.widgets.code_view import CodeView
+from explorer.widgets.top_bar import TopBar
 from server.db import Database
 from server.db.pool import PoolTimeout
 from server.db.service import ORM_POOL_SIZE, POOL_SIZE
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
+
+from .frozen import FrozenMonitor, key_of
 
 PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
@@ -787,9 +791,9 @@ async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> N
 
         await pilot.press("c")
         await pilot.pause(0.2)
-        panels = list(app.query_one(CodeView).query(SourcePanel))
-        assert panels[0].block.path == "server/routes/db.py"
-        assert "hold_connection" in panels[0].block.text
+        panels = app.query_one(CodeView).blocks
+        assert panels[0].path == "server/routes/db.py"
+        assert "hold_connection" in panels[0].text
 
 
 async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path) -> None:
@@ -806,8 +810,8 @@ async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path
         assert "report_sync_sqlite3" in text
         await pilot.press("c")
         await pilot.pause(0.2)
-        panels = list(app.query_one(CodeView).query(SourcePanel))
-        assert any(p.block.highlight and "sqlite3" in p.block.text for p in panels)
+        panels = app.query_one(CodeView).blocks
+        assert any(p.highlight and "sqlite3" in p.text for p in panels)
 
 
 async def test_pane_says_when_the_url_did_not_work(tmp_path: Path) -> None:
@@ -853,3 +857,86 @@ async def test_pane_on_postgresql_shows_the_drivers_error(pg_schema: str, tmp_pa
         fetch = await run_action(pilot, pane, "fetch")
         opened = {way["via"]: way["opened"] for way in fetch["ways"]}
         assert opened == {"lifespan pool": 0, "AsyncSession": 0, "pool per request": 100}
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+FROZEN_DB_STATUS = {
+    "state": "ready",
+    "backend": "postgresql",
+    "driver": "asyncpg",
+    "orm": "postgresql+asyncpg",
+    "location": "postgresql://postgres@127.0.0.1:5432/test",
+    "requested": "postgresql://postgres@127.0.0.1:5432/test",
+    "fallback_reason": None,
+    "error": None,
+    "seed_progress": 1.0,
+    "rows": {"users": 200, "orders": 2000, "posts": 500, "comments": 3000},
+    "seeded_now": False,
+    "pool": {
+        "size": 10,
+        "in_use": 1,
+        "idle": 9,
+        "waiters": 0,
+        "opened": 10,
+        "acquire_timeout_s": 2.0,
+    },
+    "orm_pool": {"size": 5, "checked_out": 0, "commits": 3, "rollbacks": 1},
+    "per_request_opened": 0,
+    "sync_sqlite_file": "/data/explorer.sqlite3",
+}
+
+FROZEN_DASHBOARD = {
+    "mode": "one_connection",
+    "effective": "one_connection",
+    "backend": "postgresql",
+    "latency_ms": 50.0,
+    "wall_ms": 51.9,
+    "queries": [
+        {"name": "users", "start_ms": 0.2, "end_ms": 51.4, "value": 200, "error": None},
+        *(
+            {
+                "name": name,
+                "start_ms": 0.3,
+                "end_ms": 0.4,
+                "value": None,
+                "error": "InterfaceError: cannot perform operation: another operation is in "
+                "progress",
+            }
+            for name in ("paid_cents", "posts", "comments", "top_customer")
+        ),
+    ],
+    "ok": 1,
+    "failed": 4,
+    "error": "InterfaceError: cannot perform operation: another operation is in progress",
+    "note": "gather on one connection: 4 of 5 queries failed with the driver's own error. A "
+    "connection (and a session) runs one query at a time; take one per query from the pool.",
+}
+
+
+def test_db_pane_after_gather_on_one_connection(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(DbPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(DbPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(DbPane)
+        while pane.status is None or pane.status.get("state") != "ready":
+            await pilot.pause(0.02)
+        # Stop the live status poll, so the frozen status below stays on screen.
+        pilot.app.workers.cancel_group(pane, "db-status")
+        await pilot.pause(0.05)
+        pane.action_key = "one_connection"
+        pane.query_one(Select).value = "one_connection"
+        pane.post_message(DbPane.StatusUpdate(FROZEN_DB_STATUS))
+        pane.post_message(DbPane.ActionDone("one_connection", Text(), FROZEN_DASHBOARD))
+        pilot.app.set_focus(None)  # no blinking cursor in the picture
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

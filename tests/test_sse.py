@@ -22,12 +22,15 @@ from textual.widgets import Input, Static
 from explorer.app import ExplorerApp
 from explorer.panes.sse import SsePane
 from explorer.registry import PANES
+from explorer.widgets.top_bar import TopBar
 from server.routes import sse as sse_routes
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.sse_bus import RING_CAPACITY
 from server.sse_feeds import SseHub, tick_value
 from tests.conftest import eventually, set_blocking
+
+from .frozen import FrozenMonitor, key_of
 
 
 def hub_of(server: ServerHandle) -> SseHub:
@@ -493,3 +496,48 @@ async def test_a_real_browser_eventsource_reads_the_feed(server: ServerHandle) -
     assert len(ids) == 3
     seqs = [int(event_id.rsplit("-", 1)[1]) for event_id in ids]
     assert seqs == sorted(set(seqs))  # in order, no duplicate
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+FROZEN_SSE_STATS = {
+    "streams": 21,
+    "subscribers": 21,
+    "last_id": "5eed00-212",
+    "leaked_producers": 3,
+    "unread_ticks": 184,
+}
+
+
+def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(SsePane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(SsePane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(SsePane)
+        pane.workers.cancel_group(pane, "sse-stats")  # frozen figures from here on
+        await pilot.pause(0.05)
+        events = [("open", "", "")]
+        events += [
+            ("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}')
+            for n in (201, 202, 203)
+        ]
+        events += [("closed", "", ""), ("open", "5eed00-203", "")]
+        events += [
+            ("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}')
+            for n in (204, 205, 206)
+        ]
+        events.append(("heartbeat", "", '{"at": 1795000000.0}'))
+        for event, event_id, data in events:
+            pane.post_message(SsePane.FeedEvent(event, event_id, data))
+        pane.server = FROZEN_SSE_STATS
+        pane.swarm.open, pane.swarm.delivered = 20, 4_000
+        pane.swarm.lags_ms = [0.8] * 98 + [3.5, 4.1]
+        await pilot.pause(0.4)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

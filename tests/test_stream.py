@@ -22,14 +22,17 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Log, ProgressBar, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.stream import StreamPane
+from explorer.panes.stream import StreamPane, Transfer
 from explorer.registry import PANES
+from explorer.widgets.top_bar import TopBar
 from server.files_export import csv_batches, neutralise, render_section, sqlite_rows
 from server.routes import stream as stream_routes
 from server.routes.stream import StreamState
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually
+
+from .frozen import FrozenMonitor, key_of
 
 MiB = 1024 * 1024
 
@@ -465,3 +468,43 @@ async def test_pane_refuses_a_bad_size(tmp_path: Path) -> None:
         await pilot.pause(0.3)
         assert pane.file is None
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(StreamPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(StreamPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(StreamPane)
+        pane.workers.cancel_group(pane, "stream-stats")
+        await pilot.pause(0.05)
+        pane.transfer = Transfer(
+            "sample-1GiB-5eed0000.bin",
+            1024**3,
+            received=400 * 1024**2,
+            started=10.0,
+            finished=12.0,
+            outcome="cancelled: the server stops at its next chunk",
+        )
+        pane.rss_at_start = 80 * 1024**2
+        pane.server = {
+            "rss_bytes": 83 * 1024**2,
+            "downloads_active": 0,
+            "downloads_aborted": 1,
+            "open_fds": 17,
+            "uploads_stored": 0,
+        }
+        pane.post_message(
+            StreamPane.Done("generated sample-1GiB-5eed0000.bin (1,073,741,824 bytes)")
+        )
+        pane.post_message(StreamPane.Done("download sample-1GiB-5eed0000.bin: cancelled"))
+        await pilot.pause(0.4)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

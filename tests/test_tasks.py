@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Input, Static
 from explorer.app import ExplorerApp
 from explorer.panes.tasks import TasksPane
 from explorer.registry import PANES
+from explorer.widgets.top_bar import TopBar
 from server.jobs import (
     CRASHED,
     JOB_TIMEOUT_S,
@@ -36,6 +37,8 @@ from server.jobs import (
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
+
+from .frozen import FrozenMonitor, key_of
 
 Job = dict[str, Any]
 
@@ -549,3 +552,52 @@ async def test_pane_refuses_a_bad_duration(tmp_path: Path) -> None:
         await pilot.pause(0.3)
         assert not pane.jobs
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+def frozen_job(job_id: int, kind: str, state: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "kind": kind,
+        "origin": "background",
+        "state": state,
+        "created_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": extra.get("duration_ms"),
+        "error": extra.get("error"),
+        "request_id": "r1",
+        "response_sent_ms": extra.get("after"),
+    }
+
+
+def test_tasks_pane_with_a_failed_job(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(TasksPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(TasksPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(TasksPane)
+        while not pane.connected:
+            await pilot.pause(0.02)
+        for job in (
+            frozen_job(1, "sleep", "done", duration_ms=500.4, after=0.6),
+            frozen_job(
+                2,
+                "fail",
+                "failed",
+                duration_ms=501.0,
+                after=501.3,
+                error="ValueError: simulated failure in job 2",
+            ),
+            frozen_job(3, "sleep", "running", after=1002.0),
+        ):
+            pane.post_message(TasksPane.StreamEvent("job", job))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -25,6 +25,8 @@ from websockets.typing import Origin, Subprotocol
 from explorer.app import ExplorerApp
 from explorer.panes.ws import BOTS_ROOM, WsPane
 from explorer.registry import PANES
+from explorer.widgets.top_bar import TopBar
+from explorer.widgets.ws_figures import BotFigures, BotFiguresView
 from explorer.ws_bots import BotSwarm, StalledClient, ws_url
 from server.routes.ws import WsState
 from server.runner import ServerHandle
@@ -32,6 +34,8 @@ from server.settings import Settings
 from server.ws_manager import WsLimits
 from server.ws_tokens import SUBPROTOCOL, TokenError, TokenSigner, redact
 from tests.conftest import eventually
+
+from .frozen import FrozenMonitor, key_of
 
 MESSAGES = 2000
 MESSAGE_SIZE = 4096
@@ -771,3 +775,53 @@ async def test_pane_code_view_shows_the_broadcast_that_runs(tmp_path: Path) -> N
         naive = pane.code_blocks()[1]
         assert "await connection.websocket.send_text(text)" in naive.text
         assert BOTS_ROOM == "bots"
+
+
+# -- snapshot (every live number frozen) ------------------------------------------------
+
+
+FROZEN_BOTS = BotFiguresView(
+    target=100,
+    connected=100,
+    msgs_in_per_s=0.0,
+    msgs_out_per_s=0.0,
+    p50_ms=2210.4,
+    p99_ms=6120.9,
+    drops=1,
+    closed_by_server=0,
+    stalled=True,
+    mode="naive",
+    queued_kib=0.0,
+    naive_waiting_s=6.2,
+    last_drop="stalled: send timeout: one send waited over 2 s",
+)
+
+
+def test_ws_pane_bots_stalled_by_the_naive_broadcast(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        while not pilot.app.query(WsPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(WsPane))
+        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = pilot.app.query_one(WsPane)
+        await pilot.click("#pane-ws #tab-bots")
+        pilot.app.blocking_switch.set(True)
+        pane.figures_timer.pause()
+        pane.figures_view = FROZEN_BOTS
+        pane.query_one(BotFigures).show(FROZEN_BOTS)
+        for line in (
+            "bots: connecting 100 to /ws/chat/bots",
+            "bots: 100 connected, chatting at 50 msg/s of 4096 chars",
+            "stalled client: joined, and will never read",
+        ):
+            pane.say(line)
+        await pilot.pause(0.2)
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

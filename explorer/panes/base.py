@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import on
 from textual.containers import Vertical
+from textual.widgets import Input
 
 from server.monitor import Stall
 
@@ -31,6 +33,15 @@ class PatternPane(Vertical):
     def action_run(self) -> None:
         """The pane's main action (the ``r`` key)."""
         raise NotImplementedError
+
+    @on(Input.Submitted)
+    def _field_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit(event.input)
+
+    def submit(self, field: Input) -> None:
+        """Enter in one of the pane's fields: runs the pane, unless a pane maps it elsewhere."""
+        self.action_run()
 
     def code_blocks(self, stall: Stall | None = None) -> list[SourceBlock]:
         """The server code that ran last and the pane's own client code, read from disk."""

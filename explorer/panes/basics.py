@@ -219,7 +219,6 @@ class BasicsPane(PatternPane):
         lesson.set_class(pitfall, "-blocking")
 
     @on(Button.Pressed, "#run")
-    @on(Input.Submitted)
     def _run_requested(self) -> None:
         self.action_run()
 

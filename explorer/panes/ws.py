@@ -268,11 +268,13 @@ class WsPane(PatternPane):
         if event.button.id:
             self.do_button(event.button.id)
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
+    def submit(self, field: Input) -> None:
+        """Enter sends what the field holds; in the bots' fields it runs the tab."""
         targets = {"echo-text": "echo-send", "json-text": "json-send", "chat-text": "chat-send"}
-        if event.input.id in targets:
-            self.do_button(targets[event.input.id])
+        if field.id in targets:
+            self.do_button(targets[field.id])
+        else:
+            self.action_run()
 
     def _json_frame(self, button_id: str) -> str:
         text = self.query_one("#json-text", Input).value or "hello"

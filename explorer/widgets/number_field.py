@@ -5,19 +5,51 @@ from __future__ import annotations
 from textual.validation import Integer, Number
 from textual.widgets import Input
 
+#: what a number field may ever hold: its own keys, never the app's
+_NUMBER_ALPHABET = frozenset("0123456789.-+_eE")
+
+
+class NumberField(Input):
+    """An Input that holds only what a number in its range can need.
+
+    It takes no more characters than its bound has (``100`` → 3), so digits pressed after
+    an "invalid input" toast cannot pile up in it. Keys it will never hold (letters such
+    as ``r``, ``b``, ``q``) are not swallowed: they reach the app's bindings, so ``r`` runs
+    the pane and ``q`` quits even while the field has focus.
+    """
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        # Letters are the app's keys; digits and signs belong to the field even when it is
+        # full (refused with the bell rather than switching panes under the user's hands).
+        return character is not None and character in _NUMBER_ALPHABET
+
+
+def _plain(bound: float) -> str:
+    """``2000000`` and ``0.5``, never ``2e+06``."""
+    return f"{bound:f}".rstrip("0").rstrip(".")
+
+
+def _width_of(low: float, high: float, value: str, whole: bool) -> int:
+    """Characters enough for any value in ``low..high`` written plainly."""
+    widest = max(len(_plain(low)), len(_plain(high)), len(value))
+    # a fractional field also takes a few decimals (0.25, 1.125)
+    return widest if whole else widest + 4
+
 
 def number_input(input_id: str, value: str, low: float, high: float, meaning: str) -> Input:
-    """An Input for ``low..high``: integers unless a bound or the value is fractional.
+    """A compact field for ``low..high``: integers unless a bound or the value is fractional.
 
     The tooltip doubles as the field's name in validation messages.
     """
     whole = all(float(bound).is_integer() for bound in (low, high)) and "." not in value
-    return Input(
+    return NumberField(
         value,
         type="integer" if whole else "number",
         id=input_id,
         validators=[Integer(int(low), int(high)) if whole else Number(low, high)],
         tooltip=f"{meaning}, {low:g} to {high:,g}",
+        max_length=_width_of(low, high, value, whole),
+        compact=True,
     )
 
 
