@@ -23,9 +23,9 @@ from .report.cli import run_report_command
 EPILOG = """\
 keys in the explorer:
   b  blocking mode on/off       c  code of the handler that ran
-  r  run (in a pane)            s / l  stall inspector / log
-  1-9  open a pane              ctrl+p  command palette
-  q  quit
+  r  run (or Enter in a field)  s / l  stall inspector / log
+  1-8  open a pane              ctrl+p  command palette
+  escape  back (code view, field)   q  quit
 
 examples:
   fastasync-explorer                       the explorer, serving on 127.0.0.1:8000

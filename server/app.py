@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from . import __version__
 from .blocking import BlockingSwitch
@@ -49,7 +50,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Nothing starts until the server runs the lifespan."""
     settings = settings or Settings()
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the wheel (fastapi-offline), not from a CDN: /docs
+    # works offline, as the rest of the explorer does
+    app = FastAPIOffline(
         title="fastasync-explorer",
         version=__version__,
         summary="Live FastAPI async patterns, each shown right and with its pitfall.",

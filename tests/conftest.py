@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -56,6 +57,44 @@ def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         del os.environ["XDG_DATA_HOME"]
     else:
         os.environ["XDG_DATA_HOME"] = saved
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Headless Chromium's path; a failure, not a skip, when .ci/run requires it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("FASTASYNC_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (FASTASYNC_REQUIRE_BROWSER is set) but missing")
+        pytest.skip("no chromium on this machine (.ci/run installs it): the browser check")
+    return browser
+
+
+async def render_offline(browser: str, url: str, profile: Path, budget_ms: int = 10_000) -> str:
+    """The DOM of ``url`` after its scripts ran, with every non-loopback request refused.
+
+    Chromium sends all traffic except loopback through a proxy on the discard port, which
+    refuses it: a page that needs a CDN stays blank.
+    """
+    process = await asyncio.create_subprocess_exec(
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--proxy-server=127.0.0.1:9",
+        f"--virtual-time-budget={budget_ms}",
+        "--dump-dom",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    dom, _ = await asyncio.wait_for(process.communicate(), timeout=90)
+    return dom.decode()
 
 
 @pytest.fixture
