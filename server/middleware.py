@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sys
+import asyncio
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .monitor import request_frames
+from .monitor import request_tasks
 
 
 class RequestAttribution:
-    """Registers this coroutine's frame with the request scope while the request runs.
+    """Registers the request's task with its scope while the request runs.
 
-    A stalled handler's stack runs through this frame, so the watchdog thread finds the
-    route by frame identity without touching the loop. Pure ASGI (no BaseHTTPMiddleware):
-    it adds no task and no copy of the body.
+    When the loop stalls, the watchdog thread asks which task the loop is running and
+    finds the route without touching the loop. Pure ASGI (no BaseHTTPMiddleware): it adds
+    no task and no copy of the body.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -24,9 +24,12 @@ class RequestAttribution:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        frame = sys._getframe()
-        request_frames.enter(frame, scope)
+        task = asyncio.current_task()
+        if task is None:  # not in a task (a test calling the app directly): nothing to name
+            await self.app(scope, receive, send)
+            return
+        request_tasks.enter(task, scope)
         try:
             await self.app(scope, receive, send)
         finally:
-            request_frames.leave(frame)
+            request_tasks.leave(task)

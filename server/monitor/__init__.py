@@ -1,6 +1,6 @@
 """Event-loop monitor: lag histogram, utilization and a stall watchdog (stdlib only)."""
 
-from .attribution import RequestFrames, request_frames
+from .attribution import RequestTasks, request_tasks
 from .loop_monitor import LoopMonitor, MonitorConfig
 from .records import LagStats, LagWindow, MonitorSnapshot, Stall
 
@@ -10,7 +10,7 @@ __all__ = [
     "LoopMonitor",
     "MonitorConfig",
     "MonitorSnapshot",
-    "RequestFrames",
+    "RequestTasks",
     "Stall",
-    "request_frames",
+    "request_tasks",
 ]

@@ -104,6 +104,7 @@ class LoopMonitor:
                 self._activity,
                 threading.get_ident(),
                 self._record_stall,
+                loop=loop,
                 poll_s=self.config.watchdog_poll_s,
                 sample_after_s=self.config.stall_threshold_s / 3,
             )

@@ -10,6 +10,7 @@ the most sampled line.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 import time
@@ -71,6 +72,7 @@ class Watchdog(threading.Thread):
         loop_thread_id: int,
         publish: Callable[[Stall], None],
         *,
+        loop: asyncio.AbstractEventLoop | None = None,
         poll_s: float,
         sample_after_s: float,
         max_samples: int = 64,
@@ -78,6 +80,7 @@ class Watchdog(threading.Thread):
         super().__init__(name="fastasync-loop-watchdog", daemon=True)
         self._activity = activity
         self._loop_thread_id = loop_thread_id
+        self._loop = loop
         self._publish = publish
         self._poll_s = poll_s
         self._sample_after_s = sample_after_s
@@ -127,7 +130,7 @@ class Watchdog(threading.Thread):
             self._retire_current()
             current = self._current = _InProgress(iteration=iteration, started=started)
         if now >= current.next_sample_at and len(current.samples) < self._max_samples:
-            sample = sample_thread(self._loop_thread_id)
+            sample = sample_thread(self._loop_thread_id, self._loop)
             # Only trust the sample if the loop is still inside the same busy stretch.
             if sample is not None and activity.iteration == iteration:
                 current.samples.append(sample)
