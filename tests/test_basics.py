@@ -205,7 +205,7 @@ async def started(app: ExplorerApp) -> None:
 
 
 def bars(app: ExplorerApp) -> tuple[str, ...]:
-    return tuple(bar.state for bar in app.query_one(Timeline).bars)
+    return tuple(bar.state for bar in app.query_one("#pane-basics #timeline", Timeline).bars)
 
 
 async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
@@ -275,7 +275,7 @@ async def test_pane_switches_style_and_refuses_bad_input() -> None:
         await pilot.click("#pane-basics #run")
         await eventually(lambda: pane.summary is not None, within=20)
         assert set(bars(app)) == {"ok"}
-        notes = {bar.note for bar in app.query_one(Timeline).bars}
+        notes = {bar.note for bar in app.query_one("#pane-basics #timeline", Timeline).bars}
         # "ran 12-340 pid 4242": the handler's span, then where the work ran
         assert all(" pid " in note for note in notes)
         pids = {note.rsplit(" pid ", 1)[-1] for note in notes}
@@ -345,13 +345,13 @@ async def run_batch(pilot: Pilot[Any], pane: BasicsPane, within: float = 30) -> 
 
 def timeline_whole(app: ExplorerApp) -> bool:
     """Every bar and the axis on screen, without scrolling."""
-    timeline = app.query_one(Timeline)
+    timeline = app.query_one("#pane-basics #timeline", Timeline)
     return visible_region(timeline).height >= len(timeline.bars) + 1
 
 
 def handler_spans(app: ExplorerApp) -> list[tuple[float, float]]:
     """The server-side spans the timeline draws (solid), in the order they began."""
-    spans = [bar.inner for bar in app.query_one(Timeline).bars]
+    spans = [bar.inner for bar in app.query_one("#pane-basics #timeline", Timeline).bars]
     assert all(span is not None for span in spans)
     return sorted(span for span in spans if span is not None)
 
@@ -413,6 +413,30 @@ async def test_enter_in_every_field_runs_and_escape_leaves_it() -> None:
         await pilot.press("q")
         await eventually(lambda: app.return_code is not None, within=5)
     assert app.return_code == 0
+
+
+async def test_tab_follows_the_screen() -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        await pilot.pause(0.2)
+        app.query_one("#style").focus()
+        await pilot.pause()
+        visited = []
+        for _ in range(3):
+            focused = app.focused
+            assert focused is not None
+            visited.append(focused)
+            await pilot.press("tab")
+        assert [widget.id for widget in visited] == ["style", "count", "run"]
+        await pilot.press("shift+tab")
+        await pilot.click("#style-cpu")
+        app.query_one("#pane-basics #run").focus()
+        await pilot.pause()
+        await pilot.press("tab")
+        assert app.focused is app.query_one(
+            "#pane-basics #work", Input
+        )  # the field under the button
 
 
 async def test_the_pitfall_runs_the_handlers_one_after_another() -> None:
@@ -516,7 +540,7 @@ def show_frozen_batch(
     blocking: bool,
 ) -> None:
     pane = app.query_one(BasicsPane)
-    app.query_one(Timeline).bars = frozen_bars(clients, handlers, "loop")
+    app.query_one("#pane-basics #timeline", Timeline).bars = frozen_bars(clients, handlers, "loop")
     wall = max(end for _, end in clients)
     stalls = FROZEN_STALLS if blocking else ()
     summary = BatchSummary(
@@ -585,7 +609,7 @@ def test_basics_pane_at_140x45_comparing_the_cpu_styles(snap_compare: Any, utc_c
         clients = [(0.001 * i, 0.9 + 0.001 * i) for i in range(5)]
         ends = (0.41, 0.43, 0.82, 0.84, 0.9)
         handlers = [(0.004 + 0.001 * i, end) for i, end in enumerate(ends)]
-        app.query_one(Timeline).bars = tuple(
+        app.query_one("#pane-basics #timeline", Timeline).bars = tuple(
             Bar(
                 f"#{i + 1}",
                 cs,

@@ -213,7 +213,9 @@ class BasicsPane(PatternPane):
         return self._batch_began, time.time()
 
     def _tick(self, timeline: Timeline) -> None:
-        timeline.now = time.perf_counter() - self._batch_began
+        # a redraw only while a bar still grows: once every answer is in, nothing moves
+        if any(bar.end is None for bar in timeline.bars):
+            timeline.now = time.perf_counter() - self._batch_began
 
     async def _start_pool(self) -> dict[str, Any] | None:
         """Start the CPU pool before the batch, so its start-up is timed apart from it."""
@@ -361,4 +363,9 @@ class BasicsPane(PatternPane):
         blamed = stall or next((s for s in stalls if s.filename == handler.filename), None)
         if blamed is not None and blamed.filename == handler.filename:
             handler = with_highlight(handler, blamed.lineno)
-        return [handler, source_of(BasicsPane.send_batch, "client: this pane's worker")]
+        blocks = [handler]
+        if style.key == "offload" and not self.context.blocking.enabled:
+            # what the pane calls first, so the pool's start-up is timed apart
+            blocks.append(source_of(routes.start_pool, "server: POST /basics/pool"))
+        blocks.append(source_of(BasicsPane.send_batch, "client: this pane's worker"))
+        return blocks

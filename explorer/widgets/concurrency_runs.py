@@ -22,7 +22,8 @@ def bars_of(report: dict[str, Any]) -> tuple[Bar, ...]:
     """The run's tasks as timeline bars (seconds from the run's start).
 
     A cancelled call that had started gets a ghost up to where its upstream would have
-    answered (``planned_ms`` after it began): what the cancellation saved.
+    answered (``planned_ms`` after it began), when that is later than its cancellation:
+    what the cancellation saved.
     """
     bars = []
     for task in report["tasks"]:
@@ -37,8 +38,12 @@ def bars_of(report: dict[str, Any]) -> tuple[Bar, ...]:
         ghost = None
         planned = task.get("planned_ms")
         if task["state"] == "cancelled" and planned is not None and note != "never started":
-            ghost = start + planned / 1000.0
-            note = f"would take {planned:.0f} ms"
+            would_end = start + planned / 1000.0
+            # Only a call cut before its upstream's answer was due: on a busy loop a call
+            # can still be waiting for an answer whose latency has passed.
+            if would_end > end:
+                ghost = would_end
+                note = f"would take {planned:.0f} ms"
         bars.append(
             Bar(
                 task["label"],

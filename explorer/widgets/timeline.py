@@ -197,7 +197,8 @@ class Timeline(Widget):
         if bar.ghost_end is not None and bar.ghost_end > end:
             g_left, g_full, _ = _cells(end, bar.ghost_end, scale, width)
             g_left = max(g_left, used)
-            ghost = GHOST * max(0, min(g_full, width - g_left))
+            # at least one cell: a ghost the figure mentions is never invisible
+            ghost = GHOST * max(0, min(max(1, g_full), width - g_left))
             if ghost:
                 text.append(" " * (g_left - used))
                 text.append(ghost, style=f"dim {style}")
