@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -25,10 +26,30 @@ class CpuPool:
     def __init__(self, workers: int) -> None:
         self._workers = max(1, workers)
         self._executor: ProcessPoolExecutor | None = None
+        #: seconds :meth:`start` took to bring every worker up (None: not measured)
+        self.startup_s: float | None = None
 
     @property
     def started(self) -> bool:
         return self._executor is not None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    async def start(self) -> float | None:
+        """Start the workers now and time it; None when the pool was already started.
+
+        Each worker is a fresh interpreter (spawn) that imports the work module before it
+        can take a job: the first call to a cold pool waits for that. One trivial job per
+        worker, submitted together, brings them all up (none is idle yet to take two).
+        """
+        if self._executor is not None:
+            return None
+        began = time.perf_counter()
+        await asyncio.gather(*(self.run(os.getpid) for _ in range(self._workers)))
+        self.startup_s = time.perf_counter() - began
+        return self.startup_s
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` in a worker process and await its result."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from typing import Any
@@ -11,10 +12,12 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 from textual.pilot import Pilot
-from textual.widgets import Input, RadioButton
+from textual.widgets import Input, RadioButton, Static
 
 from explorer.app import ExplorerApp
 from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
+from explorer.panes.basics_styles import peak_overlap
+from explorer.widgets.basics_figures import LoopComparison, LoopComparisonView, RunLag
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
 from explorer.widgets.timeline import Bar, Timeline
@@ -23,6 +26,7 @@ from server.settings import Settings
 
 from .conftest import eventually
 from .frozen import FROZEN_STALLS, FrozenMonitor
+from .layout import problems_of, visible_region
 
 # -- HTTP -------------------------------------------------------------------------------
 
@@ -73,6 +77,36 @@ async def test_cpu_styles_inline_versus_offloaded(client: httpx.AsyncClient) -> 
     pitfall = (await client.get("/basics/offload", params={"n": 10_000})).json()
     assert pitfall["process"] == os.getpid()  # blocking mode: the work stays on the loop
     await client.put("/monitor/blocking", json={"enabled": False})
+
+
+async def test_handlers_report_when_they_ran(client: httpx.AsyncClient) -> None:
+    """Five time.sleep handlers one after another: their own start and end say so."""
+    before = time.time()
+    responses = await asyncio.gather(
+        *(client.get("/basics/blocking", params={"delay": 0.1}) for _ in range(5))
+    )
+    spans = sorted((r.json()["started_at"], r.json()["ended_at"]) for r in responses)
+    assert before <= spans[0][0]
+    for (_, ended), (began, _) in itertools.pairwise(spans):
+        assert began >= ended - 0.002  # each began once the previous one had ended
+    assert all(end - start >= 0.1 for start, end in spans)
+
+    responses = await asyncio.gather(
+        *(client.get("/basics/async", params={"delay": 0.3}) for _ in range(5))
+    )
+    spans = [(r.json()["started_at"], r.json()["ended_at"]) for r in responses]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)  # all overlap
+
+
+async def test_the_pool_starts_apart_and_only_once(client: httpx.AsyncClient) -> None:
+    first = (await client.post("/basics/pool")).json()
+    assert first["workers"] == 2
+    assert first["started_now"] is True
+    assert first["startup_ms"] > 0
+    again = (await client.post("/basics/pool")).json()
+    assert again == {**first, "started_now": False}  # the start-up it measured, kept
+    offloaded = (await client.get("/basics/offload", params={"n": 10})).json()
+    assert offloaded["process"] != os.getpid()
 
 
 @pytest.mark.parametrize(
@@ -171,7 +205,7 @@ async def started(app: ExplorerApp) -> None:
 
 
 def bars(app: ExplorerApp) -> tuple[str, ...]:
-    return tuple(bar.state for bar in app.query_one(Timeline).bars)
+    return tuple(bar.state for bar in app.query_one("#pane-basics #timeline", Timeline).bars)
 
 
 async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
@@ -185,7 +219,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         await eventually(lambda: pane.summary is not None, within=10)
         assert bars(app) == ("ok", "ok", "ok")
         assert pane.summary is not None
-        assert pane.summary.wall_s < 0.7
+        assert peak_overlap(pane.summary.handler_spans) >= 2  # the handlers overlapped
         assert not [s for s in pane.summary.stalls if s.route]  # the UI may repaint, though
 
         await pilot.press("b")
@@ -241,8 +275,11 @@ async def test_pane_switches_style_and_refuses_bad_input() -> None:
         await pilot.click("#pane-basics #run")
         await eventually(lambda: pane.summary is not None, within=20)
         assert set(bars(app)) == {"ok"}
-        notes = {bar.note for bar in app.query_one(Timeline).bars}
-        assert all(note.startswith("pid ") for note in notes)  # ran in worker processes
+        notes = {bar.note for bar in app.query_one("#pane-basics #timeline", Timeline).bars}
+        # "ran 12-340 pid 4242": the handler's span, then where the work ran
+        assert all(" pid " in note for note in notes)
+        pids = {note.rsplit(" pid ", 1)[-1] for note in notes}
+        assert str(os.getpid()) not in pids  # ran in worker processes
 
 
 async def test_inspector_folds_ui_stalls_into_one_row() -> None:
@@ -290,30 +327,244 @@ async def test_command_palette_toggles_blocking_mode() -> None:
         assert app.query_one(BasicsPane).styles.inline.has_rule("border_top")  # red border
 
 
+# -- the pane at every size, its keys and its lessons (Pilot, real server) ---------------
+
+SIZES = [(100, 30), (140, 45), (200, 60)]
+RESULTS = ("#timeline", "#summary")
+
+
+async def run_batch(pilot: Pilot[Any], pane: BasicsPane, within: float = 30) -> BatchSummary:
+    """Press r and wait for the batch's summary."""
+    pane.summary = None
+    await pilot.press("r")
+    await eventually(lambda: pane.summary is not None, within=within)
+    await pilot.pause()
+    assert pane.summary is not None
+    return pane.summary
+
+
+def timeline_whole(app: ExplorerApp) -> bool:
+    """Every bar and the axis on screen, without scrolling."""
+    timeline = app.query_one("#pane-basics #timeline", Timeline)
+    return visible_region(timeline).height >= len(timeline.bars) + 1
+
+
+def handler_spans(app: ExplorerApp) -> list[tuple[float, float]]:
+    """The server-side spans the timeline draws (solid), in the order they began."""
+    spans = [bar.inner for bar in app.query_one("#pane-basics #timeline", Timeline).bars]
+    assert all(span is not None for span in spans)
+    return sorted(span for span in spans if span is not None)
+
+
+def shown(app: ExplorerApp, selector: str) -> str:
+    """What the pane's Static ``selector`` shows now."""
+    return str(app.query_one(BasicsPane).query_one(selector, Static).content)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+async def test_pane_is_whole_before_and_after_a_run(size: tuple[int, int]) -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=size) as pilot:
+        await started(app)
+        await pilot.pause()
+        pane = app.query_one(BasicsPane)
+        assert problems_of(pane, RESULTS) == []
+        await run_batch(pilot, pane)
+        assert problems_of(pane, RESULTS) == []
+        assert timeline_whole(app)
+
+        await pilot.click("#style-cpu")
+        await pilot.pause()
+        assert problems_of(pane, (*RESULTS, "#compare")) == []
+        await run_batch(pilot, pane)
+        assert problems_of(pane, (*RESULTS, "#compare")) == []
+        assert timeline_whole(app)
+        assert visible_region(app.query_one(LoopComparison)).height == 4
+
+
+async def test_enter_in_every_field_runs_and_escape_leaves_it() -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        await pilot.pause(0.2)  # the app focuses the pane's first control after mounting
+        pane = app.query_one(BasicsPane)
+
+        async def enter_in(field_id: str) -> None:
+            pane.summary = None
+            field = app.query_one(f"#{field_id}", Input)
+            field.focus()
+            await pilot.pause()
+            assert app.focused is field
+            await pilot.press("enter")
+            await eventually(lambda: pane.summary is not None, within=20)
+
+        await enter_in("count")
+        await enter_in("delay")
+        await pilot.click("#style-cpu")
+        app.query_one("#work", Input).value = "20000"
+        await enter_in("work")
+        assert pane.summary is not None
+        assert pane.summary.plan.params == {"n": 20000}
+
+        app.query_one("#work", Input).focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await eventually(lambda: app.return_code is not None, within=5)
+    assert app.return_code == 0
+
+
+async def test_tab_follows_the_screen() -> None:
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        await pilot.pause(0.2)
+        app.query_one("#style").focus()
+        await pilot.pause()
+        visited = []
+        for _ in range(3):
+            focused = app.focused
+            assert focused is not None
+            visited.append(focused)
+            await pilot.press("tab")
+        assert [widget.id for widget in visited] == ["style", "count", "run"]
+        await pilot.press("shift+tab")
+        await pilot.click("#style-cpu")
+        app.query_one("#pane-basics #run").focus()
+        await pilot.pause()
+        await pilot.press("tab")
+        assert app.focused is app.query_one(
+            "#pane-basics #work", Input
+        )  # the field under the button
+
+
+async def test_the_pitfall_runs_the_handlers_one_after_another() -> None:
+    """The server's own spans show the staircase the client's bars cannot."""
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        pane = app.query_one(BasicsPane)
+        await run_batch(pilot, pane)
+        assert peak_overlap(handler_spans(app)) >= 2  # await: the handlers overlap
+        assert "the handlers ran up to" in shown(app, "#summary")
+
+        await pilot.press("b")
+        await run_batch(pilot, pane)
+        spans = handler_spans(app)
+        assert len(spans) == 5
+        for (_, ended), (began, _) in itertools.pairwise(spans):
+            assert began >= ended - 0.005  # each began after the previous one ended
+        summary = shown(app, "#summary")
+        assert "one after another" in summary
+        assert "the client" in summary  # why its own bars do not show the queue
+        assert "time.sleep" in shown(app, "#lesson")
+
+        await pilot.press("b")
+        await pilot.click("#style-blocking")  # the pitfall itself, always on
+        await run_batch(pilot, pane)
+        assert peak_overlap(handler_spans(app)) == 1
+        assert "one after another" in shown(app, "#summary")
+
+
+async def test_offloading_keeps_the_loop_free() -> None:
+    """Defaults: the loop's lag with the CPU work on it, then offloaded, side by side."""
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app)
+        pane = app.query_one(BasicsPane)
+        figure = app.query_one(LoopComparison)
+        await pilot.click("#style-cpu")
+        await run_batch(pilot, pane)
+        await pilot.click("#style-offload")
+        await run_batch(pilot, pane, within=90)  # the pool starts first, timed apart
+        await eventually(lambda: figure.view.latest == "offloaded")
+
+        view = figure.view
+        assert view.on_loop is not None
+        assert view.offloaded is not None
+        assert view.on_loop.stalls >= 1  # every handler stalled the loop
+        assert view.offloaded.lag_max_ms < view.on_loop.lag_max_ms / 2
+        assert view.pool_started_now
+        assert view.pool_startup_s is not None
+        assert view.pool_startup_s > 0
+        text = str(figure.render())
+        assert f"{view.on_loop.lag_max_ms:.1f} ms" in text
+        assert f"{view.offloaded.lag_max_ms:.1f} ms" in text
+        assert f"pool start-up {view.pool_startup_s:.2f} s" in text
+        assert "timed apart" in text
+
+        await pilot.press("b")  # offload's pitfall: the work stays on the loop
+        await run_batch(pilot, pane)
+        await eventually(lambda: figure.view.latest == "loop")
+        assert figure.view.on_loop is not None
+        assert figure.view.on_loop.via == "offload, blocking mode"
+        assert figure.view.on_loop.stalls >= 1
+        assert figure.view.offloaded == view.offloaded  # the offloaded run is kept
+
+
 # -- snapshot (every live number frozen) ------------------------------------------------
 
 
-async def show_frozen_blocking_run(pilot: Pilot[Any], monitor: FrozenMonitor) -> None:
+async def frozen_app_ready(pilot: Pilot[Any], monitor: FrozenMonitor, blocking: bool) -> None:
+    """The app with its live figures frozen: the top bar's URL, the monitor, no toasts."""
     app = pilot.app
     assert isinstance(app, ExplorerApp)
     while app.context is None or not app.query(BasicsPane):
         await pilot.pause(0.02)
     await pilot.pause(0.1)
     app.query_one(TopBar).url = "http://127.0.0.1:8000"
-    app.blocking_switch.set(True)
+    app.blocking_switch.set(blocking)
     monitor.freeze()
     app.refresh_gauges()
     await pilot.pause(0.05)
     app.clear_notifications()  # toasts come and go; the inspector rows stay
-    pane = app.query_one(BasicsPane)
-    starts = (0.0, 0.004, 0.006)
-    ends = (0.211, 0.415, 0.619)
-    app.query_one(Timeline).bars = tuple(
-        Bar(f"#{i + 1}", start, end, "ok", "loop")
-        for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+
+
+def frozen_bars(
+    clients: list[tuple[float, float]], handlers: list[tuple[float, float]], where: str
+) -> tuple[Bar, ...]:
+    """Bars as a batch draws them: the client's request, the handler's span inside it."""
+    return tuple(
+        Bar(f"#{i + 1}", start, end, "ok", f"ran {hs * 1000:.0f}–{he * 1000:.0f} {where}", (hs, he))
+        for i, ((start, end), (hs, he)) in enumerate(zip(clients, handlers, strict=True))
     )
+
+
+def show_frozen_batch(
+    app: ExplorerApp,
+    plan: BatchPlan,
+    clients: list[tuple[float, float]],
+    handlers: list[tuple[float, float]],
+    lag_max_ms: float,
+    blocking: bool,
+) -> None:
+    pane = app.query_one(BasicsPane)
+    app.query_one("#pane-basics #timeline", Timeline).bars = frozen_bars(clients, handlers, "loop")
+    wall = max(end for _, end in clients)
+    stalls = FROZEN_STALLS if blocking else ()
+    summary = BatchSummary(
+        plan,
+        wall,
+        lag_max_ms,
+        stalls,
+        0,
+        blocking,
+        handler_spans=tuple(sorted(handlers)),
+        client_ends=tuple(sorted(end for _, end in clients)),
+    )
+    pane.show_summary(summary)
+
+
+async def show_frozen_blocking_run(pilot: Pilot[Any], monitor: FrozenMonitor) -> None:
+    await frozen_app_ready(pilot, monitor, blocking=True)
+    app = pilot.app
+    assert isinstance(app, ExplorerApp)
+    clients = [(0.0, 0.611), (0.004, 0.613), (0.006, 0.619)]
+    handlers = [(0.005, 0.206), (0.207, 0.409), (0.410, 0.611)]
+    app.query_one("#count", Input).value = "3"
     plan = BatchPlan(STYLE_BY_KEY["async"], 3, {"delay": 0.2})
-    pane.show_summary(BatchSummary(plan, 0.619, 205.2, FROZEN_STALLS, 0, True))
+    show_frozen_batch(app, plan, clients, handlers, 205.2, blocking=True)
     await pilot.pause(0.1)
 
 
@@ -325,3 +576,60 @@ def test_basics_pane_after_a_blocking_run(snap_compare: Any, utc_clock: None) ->
         await show_frozen_blocking_run(pilot, monitor)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_basics_pane_at_100x30_after_a_default_run(snap_compare: Any, utc_clock: None) -> None:
+    """Five requests of 0.2 s in the right form: the handlers overlap."""
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await frozen_app_ready(pilot, monitor, blocking=False)
+        assert isinstance(pilot.app, ExplorerApp)
+        clients = [(0.001 * i, 0.215 + 0.001 * i) for i in range(5)]
+        handlers = [(0.006 + 0.001 * i, 0.207 + 0.001 * i) for i in range(5)]
+        plan = BatchPlan(STYLE_BY_KEY["async"], 5, {"delay": 0.2})
+        show_frozen_batch(pilot.app, plan, clients, handlers, 3.4, blocking=False)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_basics_pane_at_140x45_comparing_the_cpu_styles(snap_compare: Any, utc_clock: None) -> None:
+    """The CPU loop on the loop (a stall per handler) beside the offloaded run (none)."""
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await frozen_app_ready(pilot, monitor, blocking=False)
+        app = pilot.app
+        assert isinstance(app, ExplorerApp)
+        await pilot.click("#style-offload")
+        pane = app.query_one(BasicsPane)
+        clients = [(0.001 * i, 0.9 + 0.001 * i) for i in range(5)]
+        ends = (0.41, 0.43, 0.82, 0.84, 0.9)
+        handlers = [(0.004 + 0.001 * i, end) for i, end in enumerate(ends)]
+        app.query_one("#pane-basics #timeline", Timeline).bars = tuple(
+            Bar(
+                f"#{i + 1}",
+                cs,
+                ce,
+                "ok",
+                f"ran {hs * 1000:.0f}–{he * 1000:.0f} pid {4242 + i % 2}",
+                (hs, he),
+            )
+            for i, ((cs, ce), (hs, he)) in enumerate(zip(clients, handlers, strict=True))
+        )
+        plan = BatchPlan(STYLE_BY_KEY["offload"], 5, {"n": 2_000_000})
+        pane.show_summary(BatchSummary(plan, 0.905, 4.1, (), 0, False, tuple(handlers)))
+        pane.comparison = LoopComparisonView(
+            on_loop=RunLag(5, 2_000_000, 0.633, 612.3, 5, 610.0),
+            offloaded=RunLag(5, 2_000_000, 0.905, 4.1, 0, 0.0),
+            latest="offloaded",
+            pool_workers=2,
+            pool_startup_s=0.912,
+            pool_started_now=True,
+        )
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)

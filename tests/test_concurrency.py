@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -24,9 +25,10 @@ from textual.widgets import Input, Select, Static
 
 from explorer.app import ExplorerApp
 from explorer.panes.concurrency import ConcurrencyPane, KeptRun
+from explorer.panes.concurrency_strategies import FIELDS
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
-from explorer.widgets.timeline import Timeline
+from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
 from server.routes.concurrency import STRATEGY_FUNCTIONS, simulated_outcome
 from server.runner import ServerHandle
@@ -34,6 +36,7 @@ from server.settings import Settings
 
 from .conftest import eventually
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of, visible_region
 
 Report = dict[str, Any]
 Draw = list[tuple[float, bool]]
@@ -289,6 +292,27 @@ async def test_unbounded_fan_out_runs_out_of_pooled_connections(
     assert peak_overlap(report) > 10
     assert "PoolTimeout" in report["note"]
     assert report["wall_ms"] < 3000
+
+
+async def test_a_run_says_what_each_upstream_drew(client: httpx.AsyncClient) -> None:
+    """Every run is seeded (drawn when not given), so a cancelled call's latency is known."""
+    upstreams = Upstreams(n=4, latency=0.3, jitter=0.2)
+
+    def clear_winner(d: Draw) -> bool:
+        first, second = sorted(delay for delay, _ in d)[:2]
+        return second - first >= 0.15
+
+    seed = upstreams.find_seed(clear_winner)
+    report = await run(client, upstreams.body("race", seed))
+    assert report["seed"] == seed
+    for delay, task in zip(upstreams.delays(seed), report["tasks"], strict=True):
+        assert task["planned_ms"] == round(delay * 1000, 3)
+        if task["state"] == "cancelled":  # cut before its upstream would have answered
+            assert task["end_ms"] - task["start_ms"] < task["planned_ms"]
+
+    unseeded = await run(client, strategy="gather", n=3, latency=0.05, jitter=0.05)
+    again = Upstreams(n=3, latency=0.05, jitter=0.05).delays(unseeded["seed"])
+    assert [t["planned_ms"] for t in unseeded["tasks"]] == [round(d * 1000, 3) for d in again]
 
 
 # -- blocking mode: the pitfall forms ----------------------------------------------------
@@ -552,61 +576,325 @@ async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
 
+# -- the pane at every size, its keys and its lessons (Pilot, real server) ---------------
+
+SIZES = [(100, 30), (140, 45), (200, 60)]
+RESULTS = ("#timeline", "#summary")
+
+
+def pane_of(app: ExplorerApp) -> ConcurrencyPane:
+    return app.query_one(ConcurrencyPane)
+
+
+async def run_pane(pilot: Pilot[Any], within: float = 20) -> Report:
+    """Press r and wait for the run's report to be shown."""
+    assert isinstance(pilot.app, ExplorerApp)
+    pane = pane_of(pilot.app)
+    pane.report = None
+    await pilot.press("r")
+    await eventually(lambda: pane.report is not None, within=within)
+    await pilot.pause()
+    assert pane.report is not None
+    return pane.report
+
+
+async def pick(pilot: Pilot[Any], strategy: str) -> None:
+    """Choose a strategy in the menu, as a user does (its defaults fill the fields)."""
+    assert isinstance(pilot.app, ExplorerApp)
+    pane_of(pilot.app).query_one("#strategy-select", Select).value = strategy
+    await pilot.pause()
+
+
+def shown_bars(app: ExplorerApp) -> tuple[Bar, ...]:
+    return app.query_one("#pane-concurrency #timeline", Timeline).bars
+
+
+def drawn_extent(timeline: Timeline) -> int:
+    """Cells from the axis' origin to the right end of the furthest bar (ghosts excluded)."""
+    rows = timeline.render().plain.splitlines()[:-1]  # the last line is the axis
+    ends = [
+        max(i for i, cell in enumerate(row) if cell in "█▏▎▍▌▋▊▉") - Timeline.LABEL_WIDTH + 1
+        for row in rows
+        if any(cell in "█▏▎▍▌▋▊▉" for cell in row)
+    ]
+    return max(ends)
+
+
+def in_flight_peak(bars: tuple[Bar, ...]) -> int:
+    edges = sorted([(b.start, 1) for b in bars] + [(b.end or 0.0, -1) for b in bars])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+async def test_pane_is_whole_before_and_after_a_run(size: tuple[int, int], tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        pane = pane_of(app)
+        assert problems_of(pane, RESULTS) == []
+        for strategy in ("gather", "race", "taskgroup"):  # the longest menu value, notes
+            await pick(pilot, strategy)
+            await run_pane(pilot)
+            assert problems_of(pane, RESULTS) == [], strategy
+            timeline = app.query_one("#pane-concurrency #timeline", Timeline)
+            assert visible_region(timeline).height >= len(timeline.bars) + 1, strategy
+
+
+async def test_enter_in_every_field_runs_and_escape_leaves_it(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        await pilot.pause(0.2)
+        pane = pane_of(app)
+        for name in FIELDS:
+            field = pane.query_one(f"#{name}", Input)
+            field.focus()
+            await pilot.pause()
+            assert app.focused is field
+            pane.report = None
+            await pilot.press("enter")
+            await eventually(lambda: pane.report is not None, within=20)
+            await eventually(lambda: not pane.running)
+        pane.query_one("#limit", Input).focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await eventually(lambda: app.return_code is not None, within=5)
+    assert app.return_code == 0
+
+
+async def test_tab_follows_the_screen(tmp_path: Path) -> None:
+    """From the strategy menu, Tab visits the controls in reading order."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        await pilot.pause(0.2)
+        pane = pane_of(app)
+        pane.query_one("#strategy-select", Select).focus()
+        await pilot.pause()
+        visited = []
+        for _ in range(10):
+            focused = app.focused
+            assert focused is not None
+            visited.append(focused)
+            await pilot.press("tab")
+        ids = [widget.id for widget in visited]
+        assert ids == ["strategy-select", "run", "keep", "clear", *FIELDS]
+        places = [(visible_region(w).y, visible_region(w).x) for w in visited]
+        assert places == sorted(places)  # top to bottom, left to right
+
+
+async def test_picking_a_strategy_fills_in_what_shows_its_difference(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        pane = pane_of(app)
+
+        def fields() -> dict[str, str]:
+            return {name: pane.query_one(f"#{name}", Input).value for name in FIELDS}
+
+        await pick(pilot, "race")
+        assert float(fields()["jitter"]) > 0  # one upstream wins early
+        await pick(pilot, "bounded")
+        assert int(fields()["limit"]) < int(fields()["n"])  # the waves show
+        await pick(pilot, "timeout")
+        values = fields()
+        deadline, slowest = float(values["timeout_s"]), float(values["latency"])
+        assert slowest + float(values["jitter"]) > deadline > slowest - float(values["jitter"])
+        pane.query_one("#n", Input).value = "7"  # the user can still change them
+        await run_pane(pilot)
+        assert len(shown_bars(app)) == 7
+
+
+async def test_gather_against_its_pitfall_and_kept_runs_on_one_scale(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(140, 45)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        pane = pane_of(app)
+        await run_pane(pilot)
+        fast = max(bar.end or 0.0 for bar in shown_bars(app))
+        await pilot.click("#pane-concurrency #keep")
+        await pilot.pause()
+
+        await pilot.press("b")
+        lesson = str(pane.query_one("#lesson", Static).content)
+        assert "one await after another" in lesson  # what blocking mode really runs
+        await run_pane(pilot)
+        bars = shown_bars(app)
+        for before, after in itertools.pairwise(bars):
+            assert after.start >= (before.end or 0.0)  # sequential: one after another
+        slow = max(bar.end or 0.0 for bar in bars)
+        assert slow / fast >= 2.5  # ~5 times on an idle machine: the sum against the slowest
+
+        current = app.query_one("#pane-concurrency #timeline", Timeline)
+        kept = app.query_one(KeptRun).timeline
+        assert kept.span == current.span  # one time scale for all
+        ratio = drawn_extent(current) / drawn_extent(kept)
+        assert ratio == pytest.approx(slow / fast, rel=0.3)
+
+
+async def test_race_default_shows_the_winner_and_the_cancelled_losers(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        await pick(pilot, "race")
+        await run_pane(pilot)
+        bars = shown_bars(app)
+        winners = [bar for bar in bars if bar.note == "winner"]
+        assert len(winners) == 1
+        assert winners[0].state == "ok"
+        losers = [bar for bar in bars if bar.state == "cancelled"]
+        assert losers
+        # cut mid-way: the ghost (┄) runs on to where the upstream would have answered
+        ghosts = [bar.ghost_end for bar in losers if bar.ghost_end is not None]
+        assert ghosts
+        slowest = max(ghosts)  # the slowest upstream's latency
+        for loser in losers:
+            assert (loser.end or 0.0) < slowest
+            assert loser.ghost_end is None or (loser.end or 0.0) < loser.ghost_end
+        assert all("┄" in row for row in current_rows(app) if "would take" in row)
+
+
+async def test_bounded_default_shows_its_waves(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        await pick(pilot, "bounded")
+        pane = pane_of(app)
+        limit = int(pane.query_one("#limit", Input).value)
+        n = int(pane.query_one("#n", Input).value)
+        await run_pane(pilot)
+        bars = shown_bars(app)
+        assert len(bars) == n
+        assert in_flight_peak(bars) <= limit
+        latency = float(pane.query_one("#latency", Input).value)
+        waves = math.ceil(n / limit)
+        assert max(bar.end or 0.0 for bar in bars) >= 0.9 * waves * latency
+
+
+async def test_the_guides_race_gets_a_readable_axis(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_pane(app, pilot, "concurrency")
+        await pick(pilot, "race")
+        await pilot.press("b")
+        pane = pane_of(app)
+        assert "TypeError" in str(pane.query_one("#lesson", Static).content)
+        await run_pane(pilot)
+        axis = current_rows(app, axis=True)[-1].split()
+        labels = [word for word in axis if word not in {"ms", "s"}]
+        assert len(labels) >= 3
+        assert len(set(labels)) == len(labels)  # not "0 ms 0 ms 0 ms 0 ms"
+        assert all(bar.note == "never started" for bar in shown_bars(app))
+
+
+def current_rows(app: ExplorerApp, axis: bool = False) -> list[str]:
+    """The current timeline as drawn (without its axis line unless asked)."""
+    rows = app.query_one("#pane-concurrency #timeline", Timeline).render().plain.splitlines()
+    return rows if axis else rows[:-1]
+
+
 # -- snapshot (every live number frozen) ------------------------------------------------
 
 
-FROZEN_RACE = {
-    "strategy": "race",
-    "effective": "race",
-    "blocking_mode": False,
-    "wall_ms": 212.4,
-    "tasks": [
-        {
-            "index": 0,
-            "label": "up-0",
-            "start_ms": 0.3,
-            "end_ms": 212.1,
-            "state": "cancelled",
-            "error": "CancelledError: lost the race",
-            "finally_ms": 212.3,
-        },
-        {
-            "index": 1,
-            "label": "up-1",
-            "start_ms": 0.4,
-            "end_ms": 151.8,
-            "state": "ok",
-            "error": None,
-            "finally_ms": 151.9,
-        },
-        {
-            "index": 2,
-            "label": "up-2",
-            "start_ms": 0.5,
-            "end_ms": 212.2,
-            "state": "cancelled",
-            "error": "CancelledError: lost the race",
-            "finally_ms": 212.4,
-        },
-        {
-            "index": 3,
-            "label": "up-3",
-            "start_ms": 0.6,
-            "end_ms": 96.0,
-            "state": "failed",
-            "error": "HTTPStatusError: upstream up-3 failed (simulated)",
-            "finally_ms": 96.1,
-        },
+def frozen_task(
+    index: int,
+    span: tuple[float, float],
+    state: str,
+    planned_ms: float,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One task of a run report, as the server sends it."""
+    start, end = span
+    return {
+        "index": index,
+        "label": f"up-{index}",
+        "start_ms": start,
+        "end_ms": end,
+        "state": state,
+        "error": error,
+        "finally_ms": end + 0.1,
+        "planned_ms": planned_ms,
+    }
+
+
+def frozen_report(
+    strategy: str, effective: str, tasks: list[dict[str, Any]], note: str, **more: Any
+) -> dict[str, Any]:
+    """A run report with every figure fixed."""
+    states = [task["state"] for task in tasks]
+    return {
+        "strategy": strategy,
+        "effective": effective,
+        "blocking_mode": effective != strategy,
+        "wall_ms": max(task["end_ms"] for task in tasks) + 0.3,
+        "tasks": tasks,
+        "ok": states.count("ok"),
+        "failed": states.count("failed"),
+        "cancelled": states.count("cancelled"),
+        "winner": None,
+        "completion_order": [t["index"] for t in tasks if t["state"] != "cancelled"],
+        "error": None,
+        "seed": 1234,
+        "note": note,
+        **more,
+    }
+
+
+FROZEN_RACE = frozen_report(
+    "race",
+    "race",
+    [
+        frozen_task(0, (0.3, 152.1), "cancelled", 449.2),
+        frozen_task(1, (0.4, 151.8), "ok", 148.3),
+        frozen_task(2, (0.5, 152.2), "cancelled", 396.0),
+        frozen_task(
+            3, (0.6, 96.0), "failed", 92.7, "UpstreamError: upstream up-3 failed (simulated)"
+        ),
+        frozen_task(4, (0.6, 152.3), "cancelled", 268.9),
     ],
-    "ok": 1,
-    "failed": 1,
-    "cancelled": 2,
-    "winner": 1,
-    "completion_order": [3, 1],
-    "error": None,
-    "note": "up-1 won after 152 ms; the two losers were cancelled and their finally "
-    "blocks ran within 1 ms.",
-}
+    "up-1 answered first (152 ms); the 3 losers were cancelled and awaited, so their "
+    "finally blocks ran at once (by 152 ms).",
+    winner=1,
+    completion_order=[3, 1],
+)
+
+FROZEN_GATHER = frozen_report(
+    "gather",
+    "gather",
+    [frozen_task(i, (0.3 + 0.1 * i, 206.2 + 0.4 * i), "ok", 200.0) for i in range(5)],
+    "asyncio.gather had all 5 calls in flight at once: 208 ms, about the slowest call "
+    "rather than the sum.",
+)
+
+FROZEN_SEQUENTIAL = frozen_report(
+    "gather",
+    "sequential",
+    [frozen_task(i, (0.3 + 204.1 * i, 204.1 * (i + 1)), "ok", 200.0) for i in range(5)],
+    "Blocking mode: gather became one await after another: the 5 calls took 1021 ms, the "
+    "sum of the calls, not the slowest.",
+)
+
+
+async def frozen_pane(pilot: Pilot[Any], strategy: str, blocking: bool) -> ConcurrencyPane:
+    """The pane open, the strategy picked (its defaults in the fields), figures frozen."""
+    app = pilot.app
+    assert isinstance(app, ExplorerApp)
+    while not app.query(ConcurrencyPane):
+        await pilot.pause(0.02)
+    await pilot.press(key_of(ConcurrencyPane))
+    app.query_one(TopBar).url = "http://127.0.0.1:8000"
+    app.blocking_switch.set(blocking)
+    pane = app.query_one(ConcurrencyPane)
+    pane.query_one(Select).value = strategy
+    await pilot.pause(0.1)
+    app.clear_notifications()
+    return pane
 
 
 def test_concurrency_pane_after_a_race(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
@@ -614,15 +902,42 @@ def test_concurrency_pane_after_a_race(snap_compare: Any, utc_clock: None, tmp_p
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(ConcurrencyPane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(ConcurrencyPane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(ConcurrencyPane)
-        pane.strategy_key = "race"
-        pane.query_one(Select).value = "race"
+        pane = await frozen_pane(pilot, "race", blocking=False)
         pane.report = FROZEN_RACE
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_concurrency_pane_at_100x30_after_a_default_run(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pane = await frozen_pane(pilot, "gather", blocking=False)
+        pane.report = FROZEN_GATHER
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_concurrency_pane_at_140x45_with_a_kept_run(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    """gather kept, then its blocking-mode form: both drawn on one time scale."""
+    monitor = FrozenMonitor()
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pane = await frozen_pane(pilot, "gather", blocking=False)
+        pane.report = FROZEN_GATHER
+        await pilot.pause(0.05)
+        pane.keep_current()
+        assert isinstance(pilot.app, ExplorerApp)
+        pilot.app.blocking_switch.set(True)
+        pane.report = FROZEN_SEQUENTIAL
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)

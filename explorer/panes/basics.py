@@ -1,4 +1,10 @@
-"""Basics pane: fire N concurrent requests at one handler style and watch them on a timeline."""
+"""Basics pane: fire N concurrent requests at one handler style and watch them on a timeline.
+
+Each request is drawn twice on one row: light from the moment the client sent it to the
+moment it read the answer, solid where the server's handler ran (the handler reports its
+own start and end). With the loop frozen the client reads every answer at the end, so
+only the handlers show the requests running one after another.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,6 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -24,98 +28,26 @@ from server.monitor import Stall
 from server.routes import basics as routes
 
 from ..code_source import SourceBlock, source_of, with_highlight
+from ..widgets.basics_figures import LoopComparison, LoopComparisonView, RunLag
 from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.timeline import Bar, Timeline
-from ..wording import counted
 from .base import PatternPane
+from .basics_styles import (
+    STYLE_BY_KEY,
+    STYLES,
+    BatchPlan,
+    BatchSummary,
+    HandlerStyle,
+    describe,
+    describe_cpu,
+)
 
-
-@dataclass(frozen=True)
-class HandlerStyle:
-    """One of the five ways to write the handler."""
-
-    key: str
-    label: str
-    path: str
-    parameter: str  # "delay" or "n"
-    handler: Callable[..., Any]
-    lesson: str
-    blocking_lesson: str = ""
-
+__all__ = ["STYLES", "STYLE_BY_KEY", "BasicsPane", "BatchPlan", "BatchSummary", "HandlerStyle"]
 
 log = logging.getLogger("fastasync.explorer.basics")
 
-STYLES: tuple[HandlerStyle, ...] = (
-    HandlerStyle(
-        "async",
-        "async def + await",
-        "/basics/async",
-        "delay",
-        routes.async_sleep,
-        "While one request awaits, the loop serves the others: N requests of d seconds "
-        "take about d in all.",
-        "Blocking mode: this handler now calls time.sleep, so the requests queue up "
-        "behind each other and the whole loop (this UI too) freezes.",
-    ),
-    HandlerStyle(
-        "sync",
-        "def (threadpool)",
-        "/basics/sync",
-        "delay",
-        routes.sync_sleep,
-        "FastAPI runs a plain def handler on its threadpool (40 threads by default): a "
-        "blocking call is safe there; concurrency is capped by the pool.",
-    ),
-    HandlerStyle(
-        "blocking",
-        "time.sleep in async def",
-        "/basics/blocking",
-        "delay",
-        routes.blocking_sleep,
-        "The classic mistake: the loop is stuck in time.sleep, requests run one after "
-        "another, and everything on this loop freezes, this UI included.",
-    ),
-    HandlerStyle(
-        "cpu",
-        "CPU loop in async def",
-        "/basics/cpu",
-        "n",
-        routes.cpu_inline,
-        "No await, so no chance to switch: the loop stalls for the whole computation.",
-    ),
-    HandlerStyle(
-        "offload",
-        "CPU offloaded to a process",
-        "/basics/offload",
-        "n",
-        routes.cpu_offloaded,
-        "The work runs in a worker process and the handler only awaits it: the loop "
-        "stays responsive. The first call also starts the pool.",
-        "Blocking mode: the work stays on the loop, exactly like the CPU style.",
-    ),
-)
-STYLE_BY_KEY = {style.key: style for style in STYLES}
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """What the user asked for."""
-
-    style: HandlerStyle
-    count: int
-    params: dict[str, float | int]
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    """What a finished batch measured."""
-
-    plan: BatchPlan
-    wall_s: float
-    lag_max_ms: float
-    stalls: tuple[Stall, ...]
-    failures: int
-    blocking_mode: bool
+#: the light part of a bar is the client's request, the solid part the server's handler
+LEGEND = "░ client: sent → answer read   █ server: the handler ran"
 
 
 class BasicsPane(PatternPane):
@@ -129,16 +61,20 @@ class BasicsPane(PatternPane):
 
     DEFAULT_CSS = """
     BasicsPane #controls { height: auto; }
-    BasicsPane RadioSet { width: 34; height: auto; }
-    BasicsPane #params { height: auto; width: 1fr; padding-left: 2; }
-    BasicsPane #params Horizontal { height: auto; }
-    BasicsPane #params Label { width: 12; padding-top: 1; }
-    BasicsPane #params Input { width: 16; }
-    BasicsPane #run { margin-left: 2; margin-top: 0; }
-    BasicsPane #lesson { height: auto; color: $text-muted; padding: 1 0 0 0; }
+    BasicsPane #style { width: 32; height: auto; }
+    BasicsPane #params { height: auto; width: 1fr; padding-left: 1; }
+    BasicsPane #params Horizontal { height: 1; }
+    BasicsPane #params Label { width: 10; }
+    BasicsPane #params Input { width: 10; }
+    BasicsPane #params #count { width: 5; }
+    BasicsPane #run { margin-left: 2; min-width: 7; }
+    BasicsPane #lesson { height: auto; color: $text-muted; }
     BasicsPane #lesson.-blocking { color: $error; }
-    BasicsPane #timeline-box { height: 1fr; border: round $primary 40%; }
-    BasicsPane #summary { height: auto; min-height: 2; }
+    BasicsPane #timeline-box { height: 1fr; min-height: 4; border: round $primary 40%; }
+    BasicsPane #summary { height: auto; }
+    BasicsPane.-cpu #summary { text-wrap: nowrap; text-overflow: ellipsis; }
+    BasicsPane #compare { display: none; }
+    BasicsPane.-cpu #compare { display: block; }
     """
 
     class RequestDone(Message):
@@ -159,6 +95,8 @@ class BasicsPane(PatternPane):
     running: reactive[bool] = reactive(False)
     style_key: reactive[str] = reactive("async")
     summary: reactive[BatchSummary | None] = reactive(None)
+    #: the CPU styles' figure: the loop's lag with the work on it and offloaded
+    comparison: reactive[LoopComparisonView] = reactive(LoopComparisonView)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -168,14 +106,16 @@ class BasicsPane(PatternPane):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="controls"):
-            with RadioSet(id="style"):
+            with RadioSet(id="style", compact=True):
                 for index, style in enumerate(STYLES):
-                    yield RadioButton(style.label, value=index == 0, id=f"style-{style.key}")
+                    yield RadioButton(
+                        style.label, value=index == 0, id=f"style-{style.key}", compact=True
+                    )
             with Vertical(id="params"):
                 yield Horizontal(
                     Label("requests"),
                     number_input("count", "5", 1, self.MAX_REQUESTS, "Concurrent requests"),
-                    Button("Run", id="run", variant="primary"),
+                    Button("Run", id="run", variant="primary", compact=True),
                 )
                 yield Horizontal(
                     Label("delay (s)"),
@@ -192,8 +132,10 @@ class BasicsPane(PatternPane):
                 yield Static(id="lesson")
         with VerticalScroll(id="timeline-box") as box:
             box.border_title = "requests on a time axis"
-            yield Timeline(id="timeline")
+            box.border_subtitle = LEGEND
+            yield Timeline(id="timeline", figure_width=35)
         yield Static(id="summary")
+        yield LoopComparison(id="compare")
 
     def on_mount(self) -> None:
         self.context.blocking.subscribe(lambda _: self._show_lesson())
@@ -209,6 +151,7 @@ class BasicsPane(PatternPane):
         style = STYLE_BY_KEY[key]
         self.query_one("#delay-row").display = style.parameter == "delay"
         self.query_one("#work-row").display = style.parameter == "n"
+        self.set_class(style.parameter == "n", "-cpu")
         self._show_lesson()
 
     def _show_lesson(self) -> None:
@@ -250,30 +193,55 @@ class BasicsPane(PatternPane):
     # -- the batch -------------------------------------------------------------------------
 
     def start_batch(self, plan: BatchPlan) -> None:
-        """Reset the timeline and send the batch from a worker."""
+        """Mark the pane busy and send the batch from a worker."""
         self.running = True
         self._last_run_style = plan.style
-        self._batch_began = time.perf_counter()
+        self.query_one("#summary", Static).update(Text("running…", style="dim italic"))
+        self.send_batch(plan)
+
+    def _begin_bars(self, plan: BatchPlan) -> tuple[float, float]:
+        """Reset the timeline for ``plan``; the batch's origin on both clocks."""
         timeline = self.query_one(Timeline)
         timeline.bars = tuple(Bar(f"#{i + 1}", 0.0) for i in range(plan.count))
         delay = plan.params.get("delay")
         timeline.span = max(0.05, float(delay)) if isinstance(delay, float) else 0.05
         timeline.now = 0.0
+        self._batch_began = time.perf_counter()
         # the ticker holds its timeline: a timer may fire while the pane is torn down
-        self._ticker = self.set_interval(0.1, lambda: self._tick(timeline))
-        self.query_one("#summary", Static).update(Text("running…", style="dim italic"))
-        self.send_batch(plan)
+        if self._ticker is None:
+            self._ticker = self.set_interval(0.1, lambda: self._tick(timeline))
+        return self._batch_began, time.time()
 
     def _tick(self, timeline: Timeline) -> None:
-        timeline.now = time.perf_counter() - self._batch_began
+        # a redraw only while a bar still grows: once every answer is in, nothing moves
+        if any(bar.end is None for bar in timeline.bars):
+            timeline.now = time.perf_counter() - self._batch_began
+
+    async def _start_pool(self) -> dict[str, Any] | None:
+        """Start the CPU pool before the batch, so its start-up is timed apart from it."""
+        self.query_one("#summary", Static).update(
+            Text("starting the process pool (timed apart from the run)…", style="dim italic")
+        )
+        try:
+            response = await self.context.http.post("/basics/pool")
+            response.raise_for_status()
+            pool: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("could not start the CPU pool apart: %s", exc)
+            return None
+        return pool
 
     @work(exclusive=True, group="basics-batch")
     async def send_batch(self, plan: BatchPlan) -> None:
         """Send ``plan.count`` requests at once over real HTTP and time each one."""
         client = self.context.http
-        began = self._batch_began
-        began_wall = time.time()
+        blocking = self.context.blocking.enabled
+        offloading = plan.style.key == "offload" and not blocking
+        pool = await self._start_pool() if offloading else None
+        began, began_wall = self._begin_bars(plan)
         failures = 0
+        spans: list[tuple[float, float]] = []
+        client_ends: list[float] = []
 
         async def one(index: int) -> None:
             nonlocal failures
@@ -282,13 +250,19 @@ class BasicsPane(PatternPane):
                 response = await client.get(plan.style.path, params=plan.params)
                 response.raise_for_status()
                 report = response.json()
+                end = time.perf_counter() - began
+                client_ends.append(end)
+                # the handler's own start and end, on the same axis as the client's
+                inner = (report["started_at"] - began_wall, report["ended_at"] - began_wall)
+                spans.append(inner)
                 # where the handler ran: on the loop, a pool thread, or another process
                 if report["process"] != os.getpid():
-                    note = f"pid {report['process']}"
+                    where = f"pid {report['process']}"
                 else:
-                    note = "loop" if report["thread"] == "MainThread" else "threadpool"
-                bar = Bar(f"#{index + 1}", start, time.perf_counter() - began, "ok", note)
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    where = "loop" if report["thread"] == "MainThread" else "threadpool"
+                note = f"ran {inner[0] * 1000:.0f}–{inner[1] * 1000:.0f} {where}"
+                bar = Bar(f"#{index + 1}", start, end, "ok", note, inner=inner)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 # a refused connection, a 4xx/5xx, or a body that is not the report:
                 # a failed bar with its reason, never a crashed pane
                 failures += 1
@@ -306,12 +280,17 @@ class BasicsPane(PatternPane):
         summary = BatchSummary(
             plan=plan,
             wall_s=wall,
-            lag_max_ms=monitor.lag(window_s=wall + 0.05).max,
+            # the lag of this batch only (the pool's start-up came before `began`)
+            lag_max_ms=monitor.lag(window_s=time.perf_counter() - began).max,
             stalls=stalls,
             failures=failures,
-            blocking_mode=self.context.blocking.enabled,
+            blocking_mode=blocking,
+            handler_spans=tuple(sorted(spans)),
+            client_ends=tuple(sorted(client_ends)),
         )
         self.post_message(self.BatchDone(summary))
+        if plan.style.parameter == "n":
+            self.compare(summary, pool)
 
     def on_basics_pane_request_done(self, message: RequestDone) -> None:
         timeline = self.query_one(Timeline)
@@ -335,54 +314,58 @@ class BasicsPane(PatternPane):
 
     def watch_summary(self, summary: BatchSummary | None) -> None:
         if summary is not None:
-            self.query_one("#summary", Static).update(describe(summary))
+            cpu = summary.plan.style.parameter == "n"
+            self.query_one("#summary", Static).update(
+                describe_cpu(summary) if cpu else describe(summary)
+            )
+
+    def compare(self, summary: BatchSummary, pool: dict[str, Any] | None) -> None:
+        """Keep the CPU batch as the last one of its kind: on the loop, or offloaded."""
+        in_handlers = summary.in_handlers
+        on_loop = summary.plan.style.on_loop(summary.blocking_mode)
+        run = RunLag(
+            count=summary.plan.count,
+            n=int(summary.plan.params["n"]),
+            wall_s=summary.wall_s,
+            lag_max_ms=summary.lag_max_ms,
+            stalls=len(in_handlers),
+            stall_ms=sum(s.duration_ms for s in in_handlers),
+            via="offload, blocking mode" if on_loop and summary.plan.style.key == "offload" else "",
+        )
+        view = self.comparison
+        if on_loop:
+            view = LoopComparisonView(
+                run, view.offloaded, "loop", view.pool_workers, view.pool_startup_s, False
+            )
+        else:
+            started_now = bool(pool and pool.get("started_now"))
+            startup_ms = pool.get("startup_ms") if pool else None
+            view = LoopComparisonView(
+                view.on_loop,
+                run,
+                "offloaded",
+                int(pool["workers"]) if pool else view.pool_workers,
+                startup_ms / 1000.0 if isinstance(startup_ms, int | float) else view.pool_startup_s,
+                started_now,
+            )
+        self.comparison = view
+
+    def watch_comparison(self, view: LoopComparisonView) -> None:
+        self.query_one(LoopComparison).view = view
 
     # -- code view -------------------------------------------------------------------------
 
     def code_blocks(self, stall: Stall | None = None) -> list[SourceBlock]:
         style = self._last_run_style or STYLE_BY_KEY[self.style_key]
-        stalls = self.summary.stalls if self.summary else ()
-        blamed = stall or next((s for s in stalls if s.location), None)
         handler = source_of(style.handler, f"server: {style.path}")
+        # the line a request's stall blamed in this handler (not the UI's own stalls)
+        stalls = self.summary.in_handlers if self.summary else ()
+        blamed = stall or next((s for s in stalls if s.filename == handler.filename), None)
         if blamed is not None and blamed.filename == handler.filename:
             handler = with_highlight(handler, blamed.lineno)
-        return [handler, source_of(BasicsPane.send_batch, "client: this pane's worker")]
-
-
-def describe(summary: BatchSummary) -> Text:
-    """Two lines: what ran and how long; what the loop went through meanwhile."""
-    plan = summary.plan
-    value = next(iter(plan.params.values()))
-    unit = f"{value} s each" if plan.style.parameter == "delay" else f"n={value:,} each"
-    text = Text.assemble(
-        (f"{plan.count} × {plan.style.label}", "bold"),
-        f" ({unit})",
-        (" · blocking mode" if summary.blocking_mode else "", "bold red"),
-        " → wall ",
-        (f"{summary.wall_s:.3f} s", "bold"),
-    )
-    if plan.style.parameter == "delay":
-        delay = float(value)
-        text.append(
-            f"  (all at once: {delay:.3f} s, one by one: {delay * plan.count:.3f} s)",
-            style="dim",
-        )
-    if summary.failures:
-        text.append(f"  {summary.failures} failed", style="bold red")
-    text.append("\nloop lag max ")
-    text.append(f"{summary.lag_max_ms:.1f} ms", style="bold red" if summary.lag_max_ms > 50 else "")
-    in_requests = [s for s in summary.stalls if s.route]
-    elsewhere = [s for s in summary.stalls if not s.route]
-    if in_requests:
-        total = sum(s.duration_ms for s in in_requests)
-        where = next((s.location for s in in_requests if s.location), "an unsampled line")
-        stalls = counted(len(in_requests), "stall")
-        text.append(f" · {stalls} in handlers, {total:.0f} ms in all, at ")
-        text.append(where, style="bold yellow")
-    else:
-        text.append(" · no stall in the handlers", style="green")
-    if elsewhere:
-        # Outside any request: this UI's own rendering, a GC pass... the loop is shared.
-        total = sum(s.duration_ms for s in elsewhere)
-        text.append(f" (+{len(elsewhere)} outside requests, {total:.0f} ms)", style="dim")
-    return text
+        blocks = [handler]
+        if style.key == "offload" and not self.context.blocking.enabled:
+            # what the pane calls first, so the pool's start-up is timed apart
+            blocks.append(source_of(routes.start_pool, "server: POST /basics/pool"))
+        blocks.append(source_of(BasicsPane.send_batch, "client: this pane's worker"))
+        return blocks

@@ -1,16 +1,20 @@
-"""Concurrency pane: run a strategy against simulated upstreams and read it off a timeline."""
+"""Concurrency pane: run a strategy against simulated upstreams and read it off a timeline.
+
+Picking a strategy fills the fields with values that make its difference show (a jitter
+for the race, a limit under n for the semaphore...); the user can change them. The current
+run and the kept ones share one time scale.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -20,137 +24,17 @@ from server.monitor import Stall
 from server.routes import concurrency as routes
 
 from ..code_source import SourceBlock, source_of
+from ..widgets.concurrency_runs import KeptRun, bars_of, headline, span_of
 from ..widgets.number_field import invalid_fields, number_input
-from ..widgets.timeline import Bar, BarState, Timeline
+from ..widgets.timeline import MIN_SCALE_S, Timeline
 from ..wording import counted
 from .base import PatternPane
+from .concurrency_strategies import FIELDS, STRATEGIES, STRATEGY_BY_KEY, Strategy
 
+__all__ = ["STRATEGIES", "STRATEGY_BY_KEY", "ConcurrencyPane", "KeptRun", "Strategy", "bars_of"]
 
-@dataclass(frozen=True)
-class Strategy:
-    """One way to run n upstream calls, and what it teaches."""
-
-    key: str
-    label: str
-    lesson: str
-
-
-STRATEGIES: tuple[Strategy, ...] = (
-    Strategy(
-        "sequential",
-        "sequential awaits",
-        "One await after another: the wall time is the sum of the calls. Blocking mode "
-        "turns gather, TaskGroup and as_completed into this.",
-    ),
-    Strategy(
-        "gather",
-        "asyncio.gather",
-        "All calls in flight at once: the wall time is the slowest call. One failure "
-        "raises at once, and the other calls keep running.",
-    ),
-    Strategy(
-        "gather_exceptions",
-        "gather(return_exceptions=True)",
-        "Failures come back as values next to the results: nothing is cancelled, every "
-        "call gets its answer.",
-    ),
-    Strategy(
-        "taskgroup",
-        "asyncio.TaskGroup",
-        "Structured concurrency: the first failure cancels the siblings, and the group "
-        "raises an ExceptionGroup carrying every error.",
-    ),
-    Strategy(
-        "as_completed",
-        "asyncio.as_completed",
-        "Results in the order they finish, not the order they started.",
-    ),
-    Strategy(
-        "race",
-        "race: FIRST_COMPLETED + cancel",
-        "asyncio.wait(tasks, return_when=FIRST_COMPLETED), then cancel and await the "
-        "losers so their finally blocks run. The guide passes bare coroutines to "
-        "asyncio.wait, a TypeError since Python 3.11: wrap them in create_task. Blocking "
-        "mode runs the guide's form.",
-    ),
-    Strategy(
-        "timeout",
-        "asyncio.timeout",
-        "Everything still running at the deadline is cancelled. Blocking mode drops "
-        "the timeout: one slow upstream holds the whole request.",
-    ),
-    Strategy(
-        "bounded",
-        "bounded: Semaphore(limit)",
-        "At most `limit` calls at once: the 10-connection client pool is never "
-        "oversubscribed. Blocking mode drops the semaphore.",
-    ),
-    Strategy(
-        "unbounded",
-        "unbounded: n tasks at once",
-        "The pitfall: n calls race for 10 pooled connections. Calls that wait more than "
-        "1 s for a connection fail with PoolTimeout.",
-    ),
-)
-STRATEGY_BY_KEY = {strategy.key: strategy for strategy in STRATEGIES}
-
-#: task states as the timeline draws them
-_BAR_STATES: dict[str, BarState] = {"ok": "ok", "failed": "failed", "cancelled": "cancelled"}
-
-
-def bars_of(report: dict[str, Any]) -> tuple[Bar, ...]:
-    """The run's tasks as timeline bars (seconds from the run's start)."""
-    bars = []
-    for task in report["tasks"]:
-        note = ""
-        if task.get("error"):
-            note = str(task["error"]).split(":", 1)[0]
-        if report.get("winner") == task["index"]:
-            note = "winner"
-        bars.append(
-            Bar(
-                task["label"],
-                task["start_ms"] / 1000.0,
-                task["end_ms"] / 1000.0,
-                _BAR_STATES.get(task["state"], "failed"),
-                note,
-            )
-        )
-    return tuple(bars)
-
-
-def headline(report: dict[str, Any]) -> str:
-    """``gather · 5 tasks · wall 203 ms · 5 ok``."""
-    effective = report["effective"]
-    name = (
-        report["strategy"]
-        if effective == report["strategy"]
-        else (f"{report['strategy']} → {effective}")
-    )
-    counts = [f"{report[k]} {k}" for k in ("ok", "failed", "cancelled") if report.get(k)]
-    return f"{name} · {len(report['tasks'])} tasks · wall {report['wall_ms']:.0f} ms · " + (
-        ", ".join(counts) or "no tasks"
-    )
-
-
-class KeptRun(Vertical):
-    """A finished run kept for comparison: its headline and its timeline."""
-
-    DEFAULT_CSS = """
-    KeptRun { height: auto; border-top: dashed $primary 40%; }
-    KeptRun > Label { color: $text-muted; }
-    """
-
-    def __init__(self, report: dict[str, Any]) -> None:
-        super().__init__()
-        self.report = report
-
-    def compose(self) -> ComposeResult:
-        yield Label(headline(self.report))
-        timeline = Timeline()
-        timeline.bars = bars_of(self.report)
-        timeline.span = self.report["wall_ms"] / 1000.0
-        yield timeline
+#: the figures column of every timeline of the pane (the same for all: one scale)
+FIGURE_WIDTH = 32
 
 
 class ConcurrencyPane(PatternPane):
@@ -163,18 +47,20 @@ class ConcurrencyPane(PatternPane):
     MAX_KEPT = 4
 
     DEFAULT_CSS = """
-    ConcurrencyPane #controls { height: auto; }
-    ConcurrencyPane #strategy { width: 36; height: auto; }
-    ConcurrencyPane #params { height: auto; width: 1fr; }
-    ConcurrencyPane #params Horizontal { height: auto; }
-    ConcurrencyPane #params Label { width: 9; padding: 1 0 0 1; }
-    ConcurrencyPane #params Input { width: 12; }
-    ConcurrencyPane #buttons { height: auto; padding-left: 1; }
-    ConcurrencyPane #buttons Button { margin-right: 1; min-width: 8; }
-    ConcurrencyPane #lesson { height: auto; color: $text-muted; padding: 0 1; }
+    ConcurrencyPane .row { height: 1; }
+    ConcurrencyPane #strategy-select { width: 36; }
+    ConcurrencyPane .row Button { margin-left: 1; min-width: 7; }
+    ConcurrencyPane .row Label { width: 11; padding-left: 1; }
+    ConcurrencyPane .row Input { width: 8; margin-right: 2; }
+    ConcurrencyPane #lesson { height: auto; color: $text-muted; }
     ConcurrencyPane #lesson.-blocking { color: $error; }
-    ConcurrencyPane #runs { height: 1fr; border: round $primary 40%; }
-    ConcurrencyPane #summary { height: auto; min-height: 2; }
+    ConcurrencyPane #runs {
+        height: 1fr;
+        min-height: 4;
+        border: round $primary 40%;
+        border-title-color: $text;  /* the run's headline: read, not decoration */
+    }
+    ConcurrencyPane #summary { height: auto; }
     """
 
     class RunDone(Message):
@@ -196,42 +82,46 @@ class ConcurrencyPane(PatternPane):
         self._began_wall = 0.0
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
-            with Vertical(id="strategy"):
-                yield Select(
-                    [(s.label, s.key) for s in STRATEGIES],
-                    value=self.strategy_key,
-                    allow_blank=False,
-                    # the app's keys (digits, b, r, c, q) must reach it, not search the menu
-                    type_to_search=False,
-                    id="strategy-select",
-                )
-                with Horizontal(id="buttons"):
-                    yield Button("Run", id="run", variant="primary")
-                    yield Button("Keep", id="keep", tooltip="Keep this run, to compare")
-                    yield Button("Clear", id="clear", tooltip="Forget the kept runs")
-            with Vertical(id="params"):
-                yield Horizontal(
-                    Label("tasks n"),
-                    number_input("n", "5", 1, 200, "Upstream calls"),
-                    Label("latency"),
-                    number_input("latency", "0.2", 0, 10, "Upstream latency (s)"),
-                    Label("jitter"),
-                    number_input("jitter", "0.0", 0, 10, "Latency jitter (s)"),
-                )
-                yield Horizontal(
-                    Label("fail rate"),
-                    number_input("failure_rate", "0.0", 0, 1, "Failure probability"),
-                    Label("timeout"),
-                    number_input("timeout_s", "0.3", 0.01, 30, "Timeout (s)"),
-                    Label("limit"),
-                    number_input("limit", "5", 1, 50, "Concurrency limit"),
-                )
+        # Compose order is reading order (and Tab order): the strategy and the buttons on
+        # the first row, then the fields left to right, row by row.
+        values = STRATEGY_BY_KEY[self.strategy_key].values()
+        with Horizontal(classes="row"):
+            yield Select(
+                [(s.label, s.key) for s in STRATEGIES],
+                value=self.strategy_key,
+                allow_blank=False,
+                # the app's keys (digits, b, r, c, q) must reach it, not search the menu
+                type_to_search=False,
+                compact=True,
+                id="strategy-select",
+            )
+            yield Button("Run", id="run", variant="primary", compact=True)
+            yield Button("Keep", id="keep", tooltip="Keep this run, to compare", compact=True)
+            yield Button("Clear", id="clear", tooltip="Forget the kept runs", compact=True)
+        yield Horizontal(
+            Label("tasks n"),
+            number_input("n", values["n"], 1, 200, "Upstream calls"),
+            Label("latency"),
+            number_input("latency", values["latency"], 0, 10, "Upstream latency (s)"),
+            Label("jitter"),
+            number_input("jitter", values["jitter"], 0, 10, "Latency jitter (s)"),
+            classes="row",
+        )
+        yield Horizontal(
+            Label("fail rate"),
+            number_input("failure_rate", values["failure_rate"], 0, 1, "Failure probability"),
+            Label("timeout"),
+            number_input("timeout_s", values["timeout_s"], 0.01, 30, "Timeout (s)"),
+            Label("limit"),
+            number_input("limit", values["limit"], 1, 50, "Concurrency limit"),
+            classes="row",
+        )
         yield Static(id="lesson")
         with VerticalScroll(id="runs") as runs:
-            runs.border_title = "tasks on a time axis (kept runs below)"
-            yield Label("", id="current-headline")
-            yield Timeline(id="timeline")
+            # the title becomes the run's headline
+            runs.border_title = "tasks on a time axis"
+            runs.border_subtitle = "✓ ok ✗ failed ⊘ cancelled ┄ would have run · kept: same scale"
+            yield Timeline(id="timeline", figure_width=FIGURE_WIDTH)
         yield Static(id="summary")
 
     def on_mount(self) -> None:
@@ -242,21 +132,24 @@ class ConcurrencyPane(PatternPane):
 
     @on(Select.Changed, "#strategy-select")
     def _strategy_changed(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
+        if isinstance(event.value, str) and event.value != self.strategy_key:
             self.strategy_key = event.value
+            self.apply_defaults()
+
+    def apply_defaults(self) -> None:
+        """Fill the fields with the values that show the chosen strategy's difference."""
+        for name, value in STRATEGY_BY_KEY[self.strategy_key].values().items():
+            self.query_one(f"#{name}", Input).value = value
 
     def watch_strategy_key(self) -> None:
         self._show_lesson()
 
     def _show_lesson(self) -> None:
         strategy = STRATEGY_BY_KEY[self.strategy_key]
-        blocking = self.context.blocking.enabled
+        pitfall = self.context.blocking.enabled and bool(strategy.blocking_lesson)
         lesson = self.query_one("#lesson", Static)
-        text = strategy.lesson
-        if blocking and strategy.key != "sequential":
-            text = "Blocking mode: this strategy runs in its pitfall form. " + text
-        lesson.update(text)
-        lesson.set_class(blocking and strategy.key != "sequential", "-blocking")
+        lesson.update(strategy.blocking_lesson if pitfall else strategy.lesson)
+        lesson.set_class(pitfall, "-blocking")
 
     @on(Button.Pressed, "#run")
     def _run_pressed(self) -> None:
@@ -268,15 +161,15 @@ class ConcurrencyPane(PatternPane):
 
     @on(Button.Pressed, "#clear")
     def _clear_pressed(self) -> None:
-        for kept in self.query(KeptRun):
-            kept.remove()
+        self.query(KeptRun).remove()
+        self.call_after_refresh(self.rescale)
 
     def action_run(self) -> None:
         """Validate the parameters and ask the server to run the strategy."""
         if self.running:
             self.notify("A run is still in progress.", severity="warning")
             return
-        fields = [self.query_one(f"#{name}", Input) for name in _FIELDS]
+        fields = [self.query_one(f"#{name}", Input) for name in FIELDS]
         problems = invalid_fields(*fields)
         if problems:
             field, reason = problems[0]
@@ -284,7 +177,7 @@ class ConcurrencyPane(PatternPane):
             field.focus()
             return
         body: dict[str, Any] = {"strategy": self.strategy_key}
-        for name, cast in _FIELDS.items():
+        for name, cast in FIELDS.items():
             body[name] = cast(self.query_one(f"#{name}", Input).value)
         self.running = True
         self._began = time.perf_counter()
@@ -292,7 +185,7 @@ class ConcurrencyPane(PatternPane):
         # the ticker holds its label: a timer may fire while the pane is torn down
         summary = self.query_one("#summary", Static)
         self._ticker = self.set_interval(0.1, lambda: self._tick(summary))
-        self.query_one("#summary", Static).update(Text("running…", style="dim italic"))
+        summary.update(Text("running…", style="dim italic"))
         self.run_strategy(body)
 
     def _tick(self, summary: Static) -> None:
@@ -307,7 +200,18 @@ class ConcurrencyPane(PatternPane):
         kept = list(self.query(KeptRun))
         if len(kept) >= self.MAX_KEPT:
             kept[0].remove()
-        self.query_one("#runs", VerticalScroll).mount(KeptRun(self.report))
+        self.query_one("#runs", VerticalScroll).mount(KeptRun(self.report, FIGURE_WIDTH))
+        self.call_after_refresh(self.rescale)
+
+    def rescale(self) -> None:
+        """One time scale for every run on screen: the span of the longest one."""
+        reports = [kept.report for kept in self.query(KeptRun) if kept.is_attached]
+        if self.report is not None:
+            reports.append(self.report)
+        span = max([MIN_SCALE_S, *(span_of(r) for r in reports)])
+        self.query_one("#timeline", Timeline).span = span
+        for kept in self.query(KeptRun):
+            kept.timeline.span = span
 
     # -- the run -------------------------------------------------------------------------
 
@@ -341,9 +245,9 @@ class ConcurrencyPane(PatternPane):
             return
         timeline = self.query_one("#timeline", Timeline)
         timeline.bars = bars_of(report)
-        timeline.span = report["wall_ms"] / 1000.0
         timeline.now = report["wall_ms"] / 1000.0
-        self.query_one("#current-headline", Label).update(headline(report))
+        self.rescale()
+        self.query_one("#runs", VerticalScroll).border_title = headline(report)
         monitor = self.context.monitor
         lag_max = monitor.lag(window_s=report["wall_ms"] / 1000.0 + 0.1).max
         stalls = [s for s in monitor.stalls_after(0) if s.started_at >= self._began_wall]
@@ -358,17 +262,6 @@ class ConcurrencyPane(PatternPane):
             source_of(implementation, f"server: {effective}"),
             source_of(ConcurrencyPane.run_strategy, "client: this pane's worker"),
         ]
-
-
-#: the run parameters, their JSON names and types
-_FIELDS: dict[str, type] = {
-    "n": int,
-    "latency": float,
-    "jitter": float,
-    "failure_rate": float,
-    "timeout_s": float,
-    "limit": int,
-}
 
 
 def describe(report: dict[str, Any], lag_max_ms: float, stalls: list[Stall]) -> Text:

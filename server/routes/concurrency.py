@@ -211,6 +211,10 @@ class TaskRecord(BaseModel):
     state: TaskState
     error: str | None = Field(description='"ExceptionType: message" when it failed.')
     finally_ms: float | None = Field(description="When its finally block ran; None: never.")
+    planned_ms: float = Field(
+        description="The latency its upstream drew: how long the call would have taken "
+        "had nothing cut it (a cancelled call ends before it)."
+    )
 
 
 class RunReport(BaseModel):
@@ -229,6 +233,7 @@ class RunReport(BaseModel):
         description="Indexes of the calls that finished (ok or failed), in finishing order."
     )
     error: str | None = Field(description="Run-level outcome: ExceptionGroup, TimeoutError...")
+    seed: int = Field(description="The seed of the upstreams' draw (the request's, or drawn).")
     note: str = Field(description="What happened and why, in a sentence or two.")
 
 
@@ -279,9 +284,19 @@ class Run:
             "jitter": request.jitter,
             "fail": request.failure_rate,
         }
-        if request.seed is not None:
-            self._params["seed"] = request.seed
+        # Always seeded: with no seed asked for, one drawn here. The run then knows what
+        # each upstream drew, so it can say how long a cancelled call would have taken.
+        self.seed = request.seed if request.seed is not None else random.randrange(MAX_SEED)
+        self._params["seed"] = self.seed
         self._started = time.perf_counter()
+
+    def planned_s(self, slot: Slot) -> float:
+        """The latency ``slot``'s upstream draws (the upstream computes the same)."""
+        request = self.request
+        delay, _ = simulated_outcome(
+            slot.label, request.latency, request.jitter, request.failure_rate, self.seed
+        )
+        return delay
 
     def now_ms(self) -> float:
         """Milliseconds since the run started."""
@@ -341,6 +356,7 @@ class Run:
                 state=s.state or "cancelled",
                 error=s.error,
                 finally_ms=s.finally_ms,
+                planned_ms=round(self.planned_s(s) * 1000.0, 3),
             )
             for s in self.slots
         ]
@@ -357,6 +373,7 @@ class Run:
             winner=self.winner,
             completion_order=self.completion_order,
             error=self.error,
+            seed=self.seed,
             note="",
         )
         report.note = explain(report, self.request)
@@ -612,9 +629,8 @@ def explain(report: RunReport, body: RunRequest) -> str:
     match report.effective:
         case "sequential" if pitfall:
             return (
-                f"Blocking mode: {report.strategy} became one await after another, so the "
-                f"{n} calls queued up ({wall:.0f} ms, the sum of the calls, not the slowest). "
-                "The classic mistake: awaiting each coroutine in turn in a loop."
+                f"Blocking mode: {report.strategy} became one await after another: the {n} "
+                f"calls took {wall:.0f} ms, the sum of the calls, not the slowest."
             )
         case "sequential":
             return (
@@ -659,9 +675,8 @@ def explain(report: RunReport, body: RunRequest) -> str:
             return _explain_race(report)
         case "race_coroutines":
             return (
-                "Blocking mode ran the guide's race: asyncio.wait() on bare coroutines, which "
-                "Python refuses since 3.11 (it takes tasks or futures). Nothing ran; wrap "
-                "each coroutine in asyncio.create_task() first."
+                "asyncio.wait() refuses bare coroutines since Python 3.11 (it takes tasks), "
+                "so nothing ran: wrap each coroutine in asyncio.create_task() first."
             )
         case "timeout" if report.error:
             return (
