@@ -283,6 +283,14 @@ async def test_dashboard_overlaps_on_the_pool(
     ends = [q["end_ms"] for q in report["queries"]]
     starts = [q["start_ms"] for q in report["queries"]]
     assert max(starts) < min(ends)  # every query was in flight at the same moment
+    # ...and ran in the database at the same moment, by the database's own clock
+    ran = [q["ran_ms"] for q in report["queries"]]
+    done = [q["done_ms"] for q in report["queries"]]
+    assert max(ran) < min(done)
+    assert report["overlapped"] is True
+    for query in report["queries"]:
+        assert query["start_ms"] <= query["ran_ms"] < query["done_ms"] <= query["end_ms"]
+        assert query["done_ms"] - query["ran_ms"] >= 190  # the database slept 200 ms
     await pool_settles(handle)
 
 
@@ -301,10 +309,18 @@ async def test_dashboard_on_one_connection_shows_what_the_driver_does(
         assert report["error"] == (
             "InterfaceError: cannot perform operation: another operation is in progress"
         )
+        ran = [q for q in report["queries"] if q["error"] is None]
+        assert len(ran) == 1
+        assert ran[0]["done_ms"] - ran[0]["ran_ms"] >= 90
+        assert all(q["ran_ms"] is None for q in report["queries"] if q["error"])
     else:
         # aiosqlite queues them on the connection's thread: no error, no overlap either.
         assert report["ok"] == 5
         assert report["wall_ms"] >= 5 * 100 * 0.95
+        spans = sorted((q["ran_ms"], q["done_ms"]) for q in report["queries"])
+        for (_, done), (ran, _) in itertools.pairwise(spans):
+            assert ran >= done  # each began in the database after the last had finished
+        assert report["overlapped"] is False
     await pool_settles(handle)
 
 
@@ -323,6 +339,9 @@ async def test_dashboard_on_one_session_never_overlaps(
         assert query["error"].startswith(("InvalidRequestError", "IllegalStateChangeError"))
     ok_ends = sorted(q["end_ms"] for q in ok)
     assert all(b - a >= 90 for a, b in itertools.pairwise(ok_ends))
+    spans = sorted((q["ran_ms"], q["done_ms"]) for q in ok)
+    assert all(ran >= done for (_, done), (ran, _) in itertools.pairwise(spans))
+    assert report["overlapped"] is False
     assert "one AsyncSession" in report["note"] or failed
 
 
@@ -835,7 +854,7 @@ async def test_pane_refuses_a_bad_row_count(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_db_pane(app, pilot)
         pane.action_key = "batch"
-        app.query_one("#pane-db #rows", Input).value = "50000"
+        app.query_one("#pane-db #rows", Input).value = "9999"  # (5000 at most)
         await pilot.click("#pane-db #run")
         await pilot.pause()
         assert not pane.running
