@@ -854,6 +854,10 @@ async def test_dashboard_draws_the_queries_on_one_time_axis(tmp_path: Path) -> N
             assert first >= last  # no overlap (a shared boundary cell at most)
         assert "one after another" in shown(pane, "#result")
         assert blocking_wall >= 2.5 * right_wall  # 5 x 50 ms in a row vs about one
+        await pilot.press("c")  # the code that ran: the pitfall first
+        await pilot.pause(0.2)
+        assert "async def dashboard_on_one_connection" in app.query_one(CodeView).blocks[0].text
+        await pilot.press("escape")
         await pilot.press("b")
 
 

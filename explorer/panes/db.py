@@ -77,7 +77,7 @@ ACTIONS: tuple[Action, ...] = (
         "at once (the bars overlap), and the page takes one query's time.",
         "Blocking mode: the guide's mistake, gather on ONE connection: each query waits "
         "for the last (SQLite) or the driver refuses (asyncpg).",
-        (routes.dashboard_on_pool,),
+        (routes.dashboard_on_pool, routes.dashboard_on_one_connection, routes.clocked),
     ),
     Action(
         "one_connection",
@@ -85,7 +85,7 @@ ACTIONS: tuple[Action, ...] = (
         "The guide's mistake. asyncpg refuses: InterfaceError, another operation is in "
         "progress. aiosqlite accepts and runs them one after another.",
         "",
-        (routes.dashboard_on_one_connection,),
+        (routes.dashboard_on_one_connection, routes.clocked),
     ),
     Action(
         "one_session",
@@ -93,7 +93,7 @@ ACTIONS: tuple[Action, ...] = (
         "The same mistake through SQLAlchemy: an error while the session opens its "
         "connection, else the queries wait for each other.",
         "",
-        (routes.dashboard_on_one_session,),
+        (routes.dashboard_on_one_session, routes.clocked),
     ),
     Action(
         "batch",
@@ -368,7 +368,12 @@ class DbPane(PatternPane):
 
     def code_blocks(self, stall: Stall | None = None) -> list[SourceBlock]:
         action = ACTION_BY_KEY[self.action_key]
-        blocks = [source_of(code, f"server: {code.__name__}") for code in action.code]
+        code = list(action.code)
+        ran = (self.result or {}).get("effective")
+        if self.action_key == "dashboard" and ran == "one_connection":
+            code.reverse()  # blocking mode ran the pitfall: it comes first
+            code.append(code.pop(0))  # (clocked stays last)
+        blocks = [source_of(part, f"server: {part.__name__}") for part in code]
         stall = stall or (self._last_stall if self.action_key == "report" else None)
         location = stall.location if stall is not None else None
         if location is not None and location.startswith("server/routes/db.py:"):
