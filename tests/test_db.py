@@ -982,6 +982,7 @@ async def test_pane_says_when_the_url_did_not_work(tmp_path: Path) -> None:
         # what happened is on screen even where the line is cut
         lines = rendered_lines(pane.query_one("#backend"))
         assert lines[1].startswith("⚠ fell back to SQLite")
+        assert problems_of(pane, results=("#results",)) == []  # two lines, still whole
         assert "ConnectionRefusedError" in str(pane.query_one("#backend").tooltip)
         notes = await run_action(pilot, pane, "notes")
         assert notes == {"key": "notes", "notes": True}

@@ -19,7 +19,11 @@ def _shortened(location: str, room: int) -> str:
     if len(location) <= room:
         return location
     _, sep, name = location.rpartition("/")
-    scheme = location[: location.find("://") + 4] if "://" in location else ""
+    scheme = ""
+    if "://" in location:
+        end = location.index("://") + 3
+        # sqlite:////abs/path keeps the slash of its absolute path: sqlite:///…/file
+        scheme = location[:end] + ("/" if location[end:].startswith("/") else "")
     short = f"{scheme}…/{name}"
     if sep and len(short) <= room:
         return short
@@ -46,12 +50,19 @@ def backend_line(status: dict[str, Any] | None, width: int = 200) -> Text:
     name = "PostgreSQL" if backend == "postgresql" else "SQLite"
     text.append(f"● {name}", style="bold green")
     text.append(f" via {status['driver']}", style="bold")
-    text.append(f" · ORM {status['orm']} · ", style="dim")
+    orm = Text(f" · ORM {status['orm']}", style="dim")
     tail = Text()
     if state == "seeding":
         tail.append(f" · seeding {status['seed_progress']:.0%}", style="bold yellow")
-    room = width - text.cell_len - tail.cell_len
-    text.append(_shortened(str(status["location"]), max(8, room)))
+    location = str(status["location"])
+    room = width - text.cell_len - orm.cell_len - tail.cell_len - 3
+    name = location.rpartition("/")[2]
+    if room < len(name) + 2:  # the ORM's dialect gives way before the database's name
+        orm = Text()
+        room = width - text.cell_len - tail.cell_len - 3
+    text.append_text(orm)
+    text.append(" · ", style="dim")
+    text.append(_shortened(location, max(8, room)))
     text.append_text(tail)
     if status.get("fallback_reason"):
         # what happened first: the line is cut at the pane's edge (the tooltip has it all)
