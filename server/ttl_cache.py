@@ -47,6 +47,8 @@ class Lookup(Generic[V]):
     value: V
     source: Source
     entry: Entry[V]
+    #: the key was cached but past its TTL: dropped, and computed again (or joined)
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class TTLCache(Generic[K, V]):
         if self._closed:
             raise CacheClosed("the cache is closed")
         entry = self._entries.get(key)
+        expired = False
         if entry is not None:
             if entry.expires_at > self._clock():
                 self._entries.move_to_end(key)  # most recently used
@@ -142,10 +145,11 @@ class TTLCache(Generic[K, V]):
                 return Lookup(entry.value, "hit", entry)
             del self._entries[key]
             self.expired += 1
+            expired = True
         if single_flight and (flight := self._flights.get(key)) is not None:
             self.coalesced += 1
             entry = await asyncio.shield(flight)
-            return Lookup(entry.value, "coalesced", entry)
+            return Lookup(entry.value, "coalesced", entry, expired)
         self.misses += 1
         flight = asyncio.create_task(self._compute(key, compute, ttl_s), name=f"cache:{key}")
         if single_flight:
@@ -155,7 +159,7 @@ class TTLCache(Generic[K, V]):
         flight.add_done_callback(lambda done: self._landed(key, done))
         # shield: if this caller is cancelled, the computation goes on for the others
         entry = await asyncio.shield(flight)
-        return Lookup(entry.value, "miss", entry)
+        return Lookup(entry.value, "miss", entry, expired)
 
     async def _compute(self, key: K, compute: Callable[[], Awaitable[V]], ttl_s: float) -> Entry[V]:
         value = await compute()

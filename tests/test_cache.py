@@ -17,12 +17,17 @@ from typing import Any
 import httpx
 import pytest
 from rich.text import Text
+from textual.app import App
+from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Select
 
 from explorer.app import ExplorerApp
-from explorer.panes.cache import CachePane, RunRow
+from explorer.panes.cache import DEMOS, CachePane, RunRow
+from explorer.panes.cache_client import DemoResult
 from explorer.registry import PANES
+from explorer.widgets.cache_stampede import StampedeRun
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.top_bar import TopBar
 from server.runner import ServerHandle
@@ -31,6 +36,7 @@ from server.ttl_cache import CacheClosed, TTLCache
 
 from .conftest import eventually
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of
 
 Reply = dict[str, Any]
 
@@ -76,9 +82,12 @@ async def test_miss_then_hit_then_expiry(client: httpx.AsyncClient) -> None:
     assert second["upstream_calls"] == 1  # the upstream saw nothing new
     assert 0 < second["expires_in_s"] <= 0.6
 
+    assert (first["expired"], second["expired"]) == (False, False)
+
     await asyncio.sleep(0.8)
     third = await value(client, key, delay_s=0.2, ttl_s=0.6)
     assert third["source"] == "miss"
+    assert third["expired"] is True  # it was there, past its TTL
     assert (third["upstream_calls"], third["computed_by_call"]) == (2, 2)
     counters = await stats(client)
     assert (counters["hits"], counters["misses"], counters["expired"]) == (1, 2, 1)
@@ -376,6 +385,9 @@ async def test_unknown_routes_are_404(client: httpx.AsyncClient) -> None:
 
 # -- the pane (Pilot) --------------------------------------------------------------------
 
+SIZES = [(100, 30), (140, 45), (200, 60)]
+RESULTS = ("#summary", "#runs")
+
 
 async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> CachePane:
     await eventually(lambda: app.context is not None and bool(app.query("#pane-cache")))
@@ -386,9 +398,16 @@ async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> CachePane:
     return pane
 
 
-def table_rows(app: ExplorerApp) -> list[list[str]]:
+def table_rows(app: App[Any]) -> list[list[str]]:
+    """Each run as ``[#, demo, form, outcome, detail, took]`` (its two lines split)."""
     table: DataTable[Any] = app.query_one("#pane-cache #runs", DataTable)
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+    rows = []
+    for i in range(table.row_count):
+        number, run, outcome, took = (str(cell) for cell in table.get_row_at(i))
+        demo, form = run.split("\n")
+        result, detail = outcome.split("\n")
+        rows.append([number, demo, form, result, detail, took])
+    return rows
 
 
 def set_fields(app: ExplorerApp, **values: str) -> None:
@@ -396,29 +415,59 @@ def set_fields(app: ExplorerApp, **values: str) -> None:
         app.query_one(f"#pane-cache #{name}", Input).value = text
 
 
-async def test_pane_stampede_with_and_without_single_flight(tmp_path: Path) -> None:
+def rendered_lines(widget: Widget) -> list[str]:
+    """What ``widget`` shows now, line by line, as a reader sees it (cut to its width)."""
+    width, height = widget.content_size
+    return [strip.text.rstrip() for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
+def summary(app: ExplorerApp) -> str:
+    """The sentence and figure under the controls, as drawn (lines joined)."""
+    return " ".join(rendered_lines(app.query_one("#pane-cache #summary")))
+
+
+async def run(pilot: Pilot[Any], pane: CachePane, demo: str, rows: int) -> None:
+    """Choose ``demo`` in the menu, press r, wait for its ``rows`` rows in all."""
+    pane.query_one("#demo", Select).value = demo
+    await pilot.pause()
+    await pilot.press("r")
+    await eventually(lambda: len(table_rows(pane.app)) == rows and not pane.busy, within=40)
+    await pilot.pause(0.1)
+
+
+async def test_pane_stampede_leads_with_the_upstream_calls(tmp_path: Path) -> None:
+    """Defaults (20 callers, 2 s upstream): 1 upstream call, then in blocking mode 20, as
+    the pane's figure shows them; the wall time is not the lesson and the text says so."""
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot)
-        set_fields(app, callers="10", delay_s="0.3")
-        await pilot.click("#pane-cache #do-stampede")
-        await eventually(lambda: len(table_rows(app)) == 1, within=15)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        assert pane.demo == "stampede"  # the default demo
+        await run(pilot, pane, "stampede", 1)
         row = table_rows(app)[0]
-        assert row[1:4] == ["stampede ×10", "single flight", "1 upstream call"]
-        assert "1 miss, 9 coalesced" in row[5]
+        assert row[1:4] == ["stampede ×20", "single flight", "1 upstream call"]
+        assert row[4].startswith("1 miss, ")  # the others coalesced (or, late, hit)
+        shown = summary(app)
+        assert "the upstream counted 1 call" in shown
+        assert "single flight    █ 1 for 20 callers" in shown
+        assert "the time is not the lesson" in shown
+        assert pane.stampedes["single flight"].upstream_calls == 1
 
         await pilot.press("b")
-        await pilot.press("r")  # repeats the last demonstration
-        await eventually(lambda: len(table_rows(app)) == 2, within=15)
+        await pilot.press("r")
+        await eventually(lambda: len(table_rows(app)) == 2 and not pane.busy, within=20)
+        await pilot.pause(0.1)
         row = table_rows(app)[1]
-        assert row[2:4] == ["no single flight", "10 upstream calls"]
-        summary = str(app.query_one("#pane-cache #summary", Static).content)
-        assert "Stampede" in summary
-        pane = app.query_one(CachePane)
-        await eventually(lambda: (pane.stats or {}).get("misses") == 11, within=5)
-        stats_line = str(app.query_one("#pane-cache #stats", Static).content)
-        assert "coalesced 9" in stats_line
+        assert row[2:4] == ["no single flight", "20 upstream calls"]
+        shown = summary(app)
+        assert "Stampede: 20 misses at once, the upstream counted 20 calls" in shown
+        # both forms, to one scale: 1 bar cell against 16
+        assert "single flight    █ 1 for 20 callers" in shown
+        assert "no single flight ████████████████ 20 for 20 callers" in shown
+        assert pane.stampedes["no single flight"].upstream_calls == 20
+        stats_line = " ".join(rendered_lines(app.query_one("#pane-cache #stats")))
+        assert "misses 21" in stats_line
         assert "single flight OFF" in stats_line
+        assert problems_of(pane, results=RESULTS) == []
 
         await pilot.press("c")
         await pilot.pause(0.2)
@@ -426,75 +475,142 @@ async def test_pane_stampede_with_and_without_single_flight(tmp_path: Path) -> N
         assert panels[0].path == "server/ttl_cache.py"
         assert "def get_or_compute" in panels[0].text
         assert "def stampede" in panels[-1].text
+        await pilot.press("escape")
+        await pilot.press("b")
 
 
 async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        pane.demo = "clients"
         set_fields(app, calls="20", concurrency="4")
-        await pilot.click("#pane-cache #do-clients")
-        await eventually(lambda: len(table_rows(app)) == 2, within=30)
+        await run(pilot, pane, "clients", 2)
         shared, fresh = table_rows(app)
         assert shared[2] == "shared"
         assert fresh[2] == "per-request"
-        assert fresh[5].startswith("TCP opened 20 · seen ")
-        summary = str(app.query_one("#pane-cache #summary", Static).content)
-        assert "shared/per-request" in summary
+        assert fresh[4].startswith("TCP opened 20 · seen ")
+        assert "shared/per-request" in summary(app)
 
 
 async def test_pane_hanging_upstream_times_out(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
         set_fields(app, hang_s="5", timeout_s="0.2")
-        await pilot.click("#pane-cache #do-hanging")
-        await eventually(lambda: len(table_rows(app)) == 1, within=10)
+        await run(pilot, pane, "hanging", 1)
         row = table_rows(app)[0]
         assert row[2:4] == ["timeout 0.2 s", "504"]
-        summary = str(app.query_one("#pane-cache #summary", Static).content)
-        assert "0.2 s timeout" in summary
+        assert "0.2 s timeout" in summary(app)
+
+        await pilot.press("b")
+        set_fields(app, hang_s="1")
+        await pilot.press("r")
+        await eventually(lambda: len(table_rows(app)) == 2 and not pane.busy, within=20)
+        row = table_rows(app)[1]
+        assert row[2:4] == ["no timeout", "200"]
+        assert float(row[5].split()[0]) >= 900  # it waited out the whole hang
+        await pilot.press("b")
 
 
 async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_pane(app, pilot)
         set_fields(app, callers="1", key="no spaces please")
-        await pilot.click("#pane-cache #do-stampede")
+        await pilot.press("r")
         await pilot.pause()
         assert pane.busy == 0
         assert table_rows(app) == []
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
 
-async def test_pane_get_hits_then_sweep_evicts_then_clear(tmp_path: Path) -> None:
+async def test_pane_get_hits_then_expires_then_sweep_evicts_then_clear(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_pane(app, pilot)
-        set_fields(app, key="pilot", delay_s="0.1", ttl_s="60")
-        await pilot.click("#pane-cache #do-get")
-        await eventually(lambda: len(table_rows(app)) == 1, within=10)
+        set_fields(app, key="pilot", delay_s="0.1", ttl_s="3")
+        await run(pilot, pane, "get", 1)
         await pilot.press("r")
         await eventually(lambda: len(table_rows(app)) == 2, within=10)
         assert [row[3] for row in table_rows(app)] == ["miss", "hit"]
+        await pilot.pause(0.1)
+        assert "A hit" in summary(app)
+        await asyncio.sleep(3.2)  # past the TTL
+        await pilot.press("r")
+        await eventually(lambda: len(table_rows(app)) == 3, within=10)
+        assert table_rows(app)[2][3] == "miss (expired)"
+        await pilot.pause(0.1)
+        assert "older than its 3 s TTL" in summary(app)
 
-        await pilot.click("#pane-cache #do-sweep")
-        await eventually(lambda: len(table_rows(app)) == 3, within=15)
-        sweep = table_rows(app)[2]
+        await pilot.click("#pane-cache #clear")
+        await eventually(lambda: (pane.stats or {}).get("size") == 0, within=5)
+        await run(pilot, pane, "sweep", 4)
+        sweep = table_rows(app)[3]
         assert sweep[3] == "12 misses, 0 hits"
-        # 13 keys went into 8 places: 5 least recently used were evicted
-        assert sweep[5] == "5 evicted · cache holds 8/8"
-        await eventually(lambda: (pane.stats or {}).get("evictions") == 5, within=5)
+        # 12 keys went into 8 places: the 4 least recently used were evicted
+        assert sweep[4] == "4 evicted · cache holds 8/8"
+        await eventually(lambda: (pane.stats or {}).get("evictions") == 4, within=5)
 
         await pilot.click("#pane-cache #clear")
         await eventually(lambda: (pane.stats or {}).get("size") == 0, within=5)
         assert pane.stats is not None
         assert (pane.stats["hits"], pane.stats["misses"], pane.stats["evictions"]) == (0, 0, 0)
-        assert "cache 0/8" in str(app.query_one("#pane-cache #stats", Static).content)
+        assert "cache 0/8" in " ".join(rendered_lines(app.query_one("#pane-cache #stats")))
 
 
-# -- snapshot (every live number frozen) ------------------------------------------------
+async def test_pane_is_whole_at_every_size_for_every_demo(tmp_path: Path) -> None:
+    for size in SIZES:
+        app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+        async with app.run_test(size=size) as pilot:
+            pane = await open_pane(app, pilot)
+            for demo in DEMOS:
+                for blocking in (False, True):
+                    app.blocking_switch.set(blocking)
+                    pane.query_one("#demo", Select).value = demo.key
+                    await pilot.pause(0.05)
+                    assert problems_of(pane, results=RESULTS) == [], (size, demo.key)
+                    shown = {f.id for f in pane.query(Input) if f.parent and f.parent.display}
+                    assert shown == set(demo.fields), (size, demo.key)
+            app.blocking_switch.set(False)
+            set_fields(app, delay_s="0.1")
+            await run(pilot, pane, "stampede", 1)
+            assert problems_of(pane, results=RESULTS) == [], size
+            # the figure is on screen whole (no scrolling): note, two bars, the why
+            assert len(rendered_lines(pane.query_one("#summary"))) >= 4
+            assert not pane.query_one("#runs", DataTable).show_horizontal_scrollbar
+            await pilot.press("q")
+
+
+async def test_enter_in_every_field_runs_and_escape_leaves_it(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        # short runs: the point is that Enter runs whatever demo is chosen
+        set_fields(
+            app, delay_s="0", callers="2", calls="2", concurrency="1", hang_s="0.2", timeout_s="1"
+        )
+        runs = 0
+        for demo in DEMOS:
+            pane.query_one("#demo", Select).value = demo.key
+            await pilot.pause()
+            for name in demo.fields:
+                pane.query_one(f"#{name}", Input).focus()
+                await pilot.press("enter")
+                runs += 2 if demo.key == "clients" else 1
+                await eventually(
+                    lambda n=runs: len(table_rows(app)) == n and not pane.busy,  # type: ignore[misc]
+                    within=30,
+                )
+        pane.query_one("#key", Input).focus()
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await pilot.pause(3)
+    assert app.return_code == 0
+
+
+# -- snapshots (every live number frozen) ------------------------------------------------
 
 
 FROZEN_CACHE_STATS = {
@@ -511,76 +627,111 @@ FROZEN_CACHE_STATS = {
     "upstream_calls": 263,
 }
 
+FROZEN_RIGHT = StampedeRun(True, 20, 1, 1083.2, 1012.4)
+FROZEN_STAMPEDE = StampedeRun(False, 20, 20, 1124.7, 1041.9)
+
+
+def stampede_result(run: StampedeRun) -> DemoResult:
+    if run.single_flight:
+        row = RunRow(
+            "stampede ×20", "single flight", "1 upstream call", run.wall_ms, "1 miss, 19 coalesced"
+        )
+        note = Text("20 misses at once: the upstream counted 1 call, 19 waited for it.")
+    else:
+        row = RunRow(
+            "stampede ×20",
+            "no single flight",
+            "20 upstream calls",
+            run.wall_ms,
+            "20 misses",
+            ok=False,
+        )
+        note = Text("Stampede: 20 misses at once, the upstream counted 20 calls.")
+    return DemoResult([row], note, run)
+
+
+def frozen_cache_runs(*results: tuple[str, DemoResult], blocking: bool = False) -> Any:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, ExplorerApp)
+        while not app.query(CachePane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(CachePane))
+        app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = app.query_one(CachePane)
+        for demo, result in results:
+            if demo == "stampede" and result.stampede and not result.stampede.single_flight:
+                app.blocking_switch.set(True)
+            pane.query_one("#demo", Select).value = demo  # the menu shows what ran last
+            pane.post_message(CachePane.DemoDone(demo, result))
+            await pilot.pause(0.05)
+        app.blocking_switch.set(blocking)
+        # the pane reads the real (empty) stats after each run; freeze them once it has
+        await pilot.pause(0.6)
+        pane.stats = {**FROZEN_CACHE_STATS, "single_flight": not blocking}
+        await pilot.pause(0.1)
+        app.clear_notifications()  # toasts come and go
+        app.set_focus(None)  # no blinking cursor in the picture
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+HANGING = DemoResult(
+    [RunRow("hang 3.0 s", "timeout 0.5 s", "504", 503.2, "gave up at the timeout")],
+    Text("frozen"),
+)
+CLIENTS = DemoResult(
+    [
+        RunRow("clients ×100", "shared", "612 req/s", 163.4, "TCP opened 0 · seen 10"),
+        RunRow(
+            "clients ×100", "per-request", "38 req/s", 2639.4, "TCP opened 100 · seen 100", ok=False
+        ),
+    ],
+    Text("shared/per-request: 16.1× the requests/s · connections opened 0 vs 100"),
+)
+
 
 def test_cache_pane_after_a_stampede_and_a_client_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(CachePane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(CachePane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(CachePane)
-        pane.post_message(
-            CachePane.DemoDone(
-                "stampede",
-                [
-                    RunRow(
-                        "stampede ×20",
-                        "single flight",
-                        "1 upstream call",
-                        312.4,
-                        "1 miss, 19 coalesced",
-                    ),
-                    RunRow(
-                        "stampede ×20",
-                        "no single flight",
-                        "20 upstream calls",
-                        348.0,
-                        "20 misses",
-                        ok=False,
-                    ),
-                ],
-                Text("frozen"),
-            )
-        )
-        pane.post_message(
-            CachePane.DemoDone(
-                "hanging",
-                [RunRow("hang 3.0 s", "timeout 0.5 s", "504", 503.2, "")],
-                Text("frozen"),
-            )
-        )
-        pane.last_demo = "clients"
-        pane.post_message(
-            CachePane.DemoDone(
-                "clients",
-                [
-                    RunRow(
-                        "clients ×100",
-                        "shared",
-                        "612 req/s",
-                        163.4,
-                        "TCP opened 0 · seen 10",
-                    ),
-                    RunRow(
-                        "clients ×100",
-                        "per-request",
-                        "38 req/s",
-                        2639.4,
-                        "TCP opened 100 · seen 100",
-                        ok=False,
-                    ),
-                ],
-                Text("shared/per-request: 16.1× the requests/s · connections opened 0 vs 100"),
-            )
-        )
-        # the pane reads the real (empty) stats after each run; freeze them once it has
-        await pilot.pause(0.6)
-        pane.stats = FROZEN_CACHE_STATS
-        await pilot.pause(0.1)
-
+    run_before = frozen_cache_runs(
+        ("stampede", stampede_result(FROZEN_RIGHT)),
+        ("stampede", stampede_result(FROZEN_STAMPEDE)),
+        ("hanging", HANGING),
+        ("clients", CLIENTS),
+    )
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_cache_pane_after_a_default_run_at_100x30(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    run_before = frozen_cache_runs(("stampede", stampede_result(FROZEN_RIGHT)))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_cache_pane_after_a_blocking_run_at_100x30(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    run_before = frozen_cache_runs(
+        ("stampede", stampede_result(FROZEN_RIGHT)),
+        ("stampede", stampede_result(FROZEN_STAMPEDE)),
+        blocking=True,
+    )
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_cache_pane_after_a_blocking_run_at_140x45(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    run_before = frozen_cache_runs(
+        ("stampede", stampede_result(FROZEN_RIGHT)),
+        ("stampede", stampede_result(FROZEN_STAMPEDE)),
+        blocking=True,
+    )
+    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)

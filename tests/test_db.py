@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,13 +24,17 @@ import asyncpg
 import httpx
 import pytest
 from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widgets import Input, Select, Static
+from textual.widget import Widget
+from textual.widgets import Input, Select
 
 from explorer.app import ExplorerApp
-from explorer.panes.db import DbPane
+from explorer.panes.db import ACTIONS, DbPane
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
+from explorer.widgets.db_timeline import displayed_bars
 from explorer.widgets.top_bar import TopBar
 from server.db import Database
 from server.db.pool import PoolTimeout
@@ -39,6 +44,7 @@ from server.settings import Settings
 from tests.conftest import eventually, set_blocking
 
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of
 
 PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
@@ -283,6 +289,14 @@ async def test_dashboard_overlaps_on_the_pool(
     ends = [q["end_ms"] for q in report["queries"]]
     starts = [q["start_ms"] for q in report["queries"]]
     assert max(starts) < min(ends)  # every query was in flight at the same moment
+    # ...and ran in the database at the same moment, by the database's own clock
+    ran = [q["ran_ms"] for q in report["queries"]]
+    done = [q["done_ms"] for q in report["queries"]]
+    assert max(ran) < min(done)
+    assert report["overlapped"] is True
+    for query in report["queries"]:
+        assert query["start_ms"] <= query["ran_ms"] < query["done_ms"] <= query["end_ms"]
+        assert query["done_ms"] - query["ran_ms"] >= 190  # the database slept 200 ms
     await pool_settles(handle)
 
 
@@ -301,10 +315,18 @@ async def test_dashboard_on_one_connection_shows_what_the_driver_does(
         assert report["error"] == (
             "InterfaceError: cannot perform operation: another operation is in progress"
         )
+        ran = [q for q in report["queries"] if q["error"] is None]
+        assert len(ran) == 1
+        assert ran[0]["done_ms"] - ran[0]["ran_ms"] >= 90
+        assert all(q["ran_ms"] is None for q in report["queries"] if q["error"])
     else:
         # aiosqlite queues them on the connection's thread: no error, no overlap either.
         assert report["ok"] == 5
         assert report["wall_ms"] >= 5 * 100 * 0.95
+        spans = sorted((q["ran_ms"], q["done_ms"]) for q in report["queries"])
+        for (_, done), (ran, _) in itertools.pairwise(spans):
+            assert ran >= done  # each began in the database after the last had finished
+        assert report["overlapped"] is False
     await pool_settles(handle)
 
 
@@ -323,6 +345,9 @@ async def test_dashboard_on_one_session_never_overlaps(
         assert query["error"].startswith(("InvalidRequestError", "IllegalStateChangeError"))
     ok_ends = sorted(q["end_ms"] for q in ok)
     assert all(b - a >= 90 for a, b in itertools.pairwise(ok_ends))
+    spans = sorted((q["ran_ms"], q["done_ms"]) for q in ok)
+    assert all(ran >= done for (_, done), (ran, _) in itertools.pairwise(spans))
+    assert report["overlapped"] is False
     assert "one AsyncSession" in report["note"] or failed
 
 
@@ -742,6 +767,8 @@ async def test_open_and_close_without_a_server(tmp_path: Path) -> None:
 
 # -- the pane (Pilot) ------------------------------------------------------------------------------
 
+SIZES = [(100, 30), (140, 45), (200, 60)]
+
 
 async def open_db_pane(app: ExplorerApp, pilot: Pilot[Any]) -> DbPane:
     await eventually(lambda: app.context is not None and bool(app.query("#pane-db")))
@@ -755,19 +782,37 @@ async def run_action(pilot: Pilot[Any], pane: DbPane, key: str) -> dict[str, Any
     pane.result = None
     pane.action_key = key
     await pilot.click("#pane-db #run")
-    await eventually(lambda: pane.result is not None, within=20)
+    await eventually(lambda: pane.result is not None, within=30)
     assert pane.result is not None
+    await pilot.pause(0.1)  # drawn
     return pane.result
 
 
+def rendered_lines(widget: Widget) -> list[str]:
+    """What ``widget`` shows now, line by line, as a reader sees it (cut to its width)."""
+    width, height = widget.content_size
+    return [strip.text.rstrip() for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
 def shown(pane: DbPane, selector: str) -> str:
-    widget = pane.query_one(selector, Static)
-    return str(widget.render())
+    """The text of a widget as drawn, its lines joined (a wrapped sentence reads whole)."""
+    return " ".join(rendered_lines(pane.query_one(selector)))
+
+
+def dashboard_figure(pane: DbPane) -> tuple[list[tuple[int, int]], float]:
+    """The bars the dashboard figure shows (first and last column of each) and its wall
+    time, read back from the screen."""
+    lines = rendered_lines(pane.query_one("#result"))
+    assert lines[0].startswith("time (ms)"), lines
+    bars = displayed_bars(lines[:6])
+    wall = re.search(r"wall (\d+) ms", "\n".join(lines))
+    assert wall is not None, lines
+    return bars, float(wall.group(1))
 
 
 async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_db_pane(app, pilot)
         assert pane.display
         await pilot.pause(0.3)
@@ -779,31 +824,140 @@ async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> N
         assert dashboard["ok"] == 5
         assert "wall" in shown(pane, "#result")
 
-        batch = await run_action(pilot, pane, "batch")
-        assert [r["effective"] for r in batch["runs"]] == ["batch", "row_by_row"]
-        assert batch["runs"][1]["round_trips"] == 1002
-        assert "as long" in shown(pane, "#result")
-
-        exhaust = await run_action(pilot, pane, "exhaust")
-        assert exhaust["ok"] == 10
-        assert exhaust["refused"] == 6
-        assert "503" in shown(pane, "#result")
-
         await pilot.press("c")
         await pilot.pause(0.2)
         panels = app.query_one(CodeView).blocks
         assert panels[0].path == "server/routes/db.py"
-        assert "hold_connection" in panels[0].text
+        assert "dashboard_on_pool" in panels[0].text
+        await pilot.press("escape")
+
+
+async def test_dashboard_draws_the_queries_on_one_time_axis(tmp_path: Path) -> None:
+    """Right: the bars overlap. Blocking mode (gather on one connection): each bar begins
+    after the last one ended, and the page takes their sum. Read from the screen."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        await run_action(pilot, pane, "dashboard")
+        bars, right_wall = dashboard_figure(pane)
+        assert len(bars) == 5
+        assert max(first for first, _ in bars) < min(last for _, last in bars)  # overlap
+        assert "all at the same time" in shown(pane, "#result")
+
+        await pilot.press("b")
+        assert app.blocking_switch.enabled
+        result = await run_action(pilot, pane, "dashboard")
+        assert result["effective"] == "one_connection"
+        bars, blocking_wall = dashboard_figure(pane)
+        assert len(bars) == 5
+        for (_, last), (first, _) in itertools.pairwise(sorted(bars)):
+            assert first >= last  # no overlap (a shared boundary cell at most)
+        assert "one after another" in shown(pane, "#result")
+        assert blocking_wall >= 2.5 * right_wall  # 5 x 50 ms in a row vs about one
+        await pilot.press("c")  # the code that ran: the pitfall first
+        await pilot.pause(0.2)
+        assert "async def dashboard_on_one_connection" in app.query_one(CodeView).blocks[0].text
+        await pilot.press("escape")
+        await pilot.press("b")
+
+
+async def test_pane_is_whole_at_every_size_before_and_after_a_run(tmp_path: Path) -> None:
+    for size in SIZES:
+        app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+        async with app.run_test(size=size) as pilot:
+            pane = await open_db_pane(app, pilot)
+            await pilot.pause(0.3)
+            for action in ACTIONS:  # each entry's lesson, right and blocking
+                pane.action_key = action.key
+                await pilot.pause(0.05)
+                assert problems_of(pane, results=("#results",)) == [], (size, action.key)
+            await pilot.press("b")
+            for action in ACTIONS:
+                pane.action_key = action.key
+                await pilot.pause(0.05)
+                assert problems_of(pane, results=("#results",)) == [], (size, action.key)
+            await pilot.press("b")
+            await run_action(pilot, pane, "dashboard")
+            assert problems_of(pane, results=("#results",)) == [], size
+            results = pane.query_one("#results", VerticalScroll)
+            # the figure (ticks, five bars, the verdict) is on screen without scrolling
+            assert results.scroll_y == 0
+            assert results.scrollable_content_region.height >= 7, size
+            assert len(rendered_lines(pane.query_one("#backend"))) == 1  # no wrap
+            await pilot.press("q")
+
+
+async def test_enter_runs_the_pane_and_escape_leaves_the_field(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        rows = pane.query_one("#rows", Input)
+        rows.focus()
+        await pilot.press("enter")
+        await eventually(lambda: pane.result is not None, within=20)
+        assert pane.result is not None
+        assert pane.result["key"] == "dashboard"
+        rows.focus()
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await pilot.pause(3)
+    assert app.return_code == 0
+
+
+async def test_the_other_actions_show_their_lessons_on_screen(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_db_pane(app, pilot)
+        fetch = await run_action(pilot, pane, "fetch")
+        opened = {way["via"]: way["opened"] for way in fetch["ways"]}
+        assert opened == {"lifespan pool": 0, "AsyncSession": 0, "pool per request": 10}
+        assert "10 connections opened" in shown(pane, "#result")
+
+        batch = await run_action(pilot, pane, "batch")
+        assert [r["round_trips"] for r in batch["runs"]] == [3, 1002]
+        text = shown(pane, "#result")
+        assert "334× the round trips" in text
+        assert "█ 3" in text
+        assert " 1002" in text
+
+        posts = await run_action(pilot, pane, "prefetch")
+        assert [r["queries"] for r in posts["runs"]] == [2, 201]
+        assert "100× the queries" in shown(pane, "#result")
+
+        exhaust = await run_action(pilot, pane, "exhaust")
+        assert (exhaust["ok"], exhaust["refused"]) == (10, 6)
+        text = shown(pane, "#result")
+        assert "6 got 503" in text
+        assert "waiters up to 6" in text or "waiters up to 5" in text  # (4 Hz gauge)
+        # the 503s came back at the acquire timeout, long before the holds ended
+        assert max(exhaust["refused_ms"]) < min(exhaust["served_ms"])
+
+        report = await run_action(pilot, pane, "report")
+        assert report["driver"] == "aiosqlite (its thread)"
+        assert "No stall" in shown(pane, "#result")
+
+        await pilot.press("b")
+        batch = await run_action(pilot, pane, "batch")
+        assert [r["effective"] for r in batch["runs"]] == ["row_by_row", "row_by_row"]
+        assert "both runs took the row_by_row way" in shown(pane, "#result")
+        exhaust = await run_action(pilot, pane, "exhaust")
+        assert (exhaust["ok"], exhaust["refused"]) == (16, 0)
+        assert "waited" in shown(pane, "#result")
+        assert exhaust["max_wait_ms"] >= 1000  # the excess waited a whole hold
+        await pilot.press("b")
 
 
 async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_db_pane(app, pilot)
         await pilot.press("b")  # the menu has the focus, not the rows field
         assert app.blocking_switch.enabled
         report = await run_action(pilot, pane, "report")
         assert report["driver"] == "sqlite3 (sync, on the event loop)"
+        # nothing was answered while the query ran on the loop
+        assert report["longest_gap_ms"] >= 250
         text = shown(pane, "#result")
         assert "stall in the handler" in text
         assert "server/routes/db.py:" in text
@@ -817,25 +971,30 @@ async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path
 async def test_pane_says_when_the_url_did_not_work(tmp_path: Path) -> None:
     url = "postgresql://who:secret@127.0.0.1:1/nowhere"
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path, database_url=url))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_db_pane(app, pilot)
         await pilot.pause(0.3)
-        text = shown(pane, "#backend")
+        text = str(pane.query_one("#backend").render())  # the whole line, uncut
         assert "SQLite" in text
         assert "not usable" in text
         assert "ConnectionRefusedError" in text
-        assert "fell back to SQLite" in text
         assert "secret" not in text
+        # what happened is on screen even where the line is cut
+        lines = rendered_lines(pane.query_one("#backend"))
+        assert lines[1].startswith("⚠ fell back to SQLite")
+        assert problems_of(pane, results=("#results",)) == []  # two lines, still whole
+        assert "ConnectionRefusedError" in str(pane.query_one("#backend").tooltip)
         notes = await run_action(pilot, pane, "notes")
         assert notes == {"key": "notes", "notes": True}
 
 
 async def test_pane_refuses_a_bad_row_count(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_db_pane(app, pilot)
         pane.action_key = "batch"
-        app.query_one("#pane-db #rows", Input).value = "50000"
+        # (the field holds at most 4 characters: 5000 is its bound)
+        app.query_one("#pane-db #rows", Input).value = "9999"
         await pilot.click("#pane-db #run")
         await pilot.pause()
         assert not pane.running
@@ -847,19 +1006,26 @@ async def test_pane_refuses_a_bad_row_count(tmp_path: Path) -> None:
 async def test_pane_on_postgresql_shows_the_drivers_error(pg_schema: str, tmp_path: Path) -> None:
     settings = Settings(port=0, data_dir=tmp_path, database_url=pg_app_url(pg_schema))
     app = ExplorerApp(settings)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_db_pane(app, pilot)
         await pilot.pause(0.3)
         assert "PostgreSQL via asyncpg" in shown(pane, "#backend")
+        await run_action(pilot, pane, "dashboard")
+        bars, _ = dashboard_figure(pane)
+        assert len(bars) == 5
+        assert max(first for first, _ in bars) < min(last for _, last in bars)
         result = await run_action(pilot, pane, "one_connection")
         assert result["failed"] == 4
         assert "another operation is in progress" in shown(pane, "#result")
+        bars, _ = dashboard_figure(pane)
+        assert len(bars) == 1  # one query ran; the driver refused the other four
+        assert shown(pane, "#result").count("InterfaceError") >= 4
         fetch = await run_action(pilot, pane, "fetch")
         opened = {way["via"]: way["opened"] for way in fetch["ways"]}
         assert opened == {"lifespan pool": 0, "AsyncSession": 0, "pool per request": 100}
 
 
-# -- snapshot (every live number frozen) ------------------------------------------------
+# -- snapshots (every live number frozen) ------------------------------------------------
 
 
 FROZEN_DB_STATUS = {
@@ -887,6 +1053,18 @@ FROZEN_DB_STATUS = {
     "sync_sqlite_file": "/data/explorer.sqlite3",
 }
 
+FROZEN_SQLITE_STATUS = {
+    **FROZEN_DB_STATUS,
+    "backend": "sqlite",
+    "driver": "aiosqlite",
+    "orm": "sqlite+aiosqlite",
+    "location": "sqlite:////home/user/.local/share/fastasync-explorer/explorer.sqlite3",
+    "requested": None,
+    "pool": {**FROZEN_DB_STATUS["pool"], "in_use": 0, "idle": 10},  # type: ignore[dict-item]
+}
+
+INTERFACE_ERROR = "InterfaceError: cannot perform operation: another operation is in progress"
+
 FROZEN_DASHBOARD = {
     "mode": "one_connection",
     "effective": "one_connection",
@@ -894,49 +1072,143 @@ FROZEN_DASHBOARD = {
     "latency_ms": 50.0,
     "wall_ms": 51.9,
     "queries": [
-        {"name": "users", "start_ms": 0.2, "end_ms": 51.4, "value": 200, "error": None},
+        {
+            "name": "users",
+            "start_ms": 0.2,
+            "end_ms": 51.4,
+            "ran_ms": 1.1,
+            "done_ms": 51.2,
+            "value": 200,
+            "error": None,
+        },
         *(
             {
                 "name": name,
                 "start_ms": 0.3,
                 "end_ms": 0.4,
+                "ran_ms": None,
+                "done_ms": None,
                 "value": None,
-                "error": "InterfaceError: cannot perform operation: another operation is in "
-                "progress",
+                "error": INTERFACE_ERROR,
             }
             for name in ("paid_cents", "posts", "comments", "top_customer")
         ),
     ],
     "ok": 1,
     "failed": 4,
-    "error": "InterfaceError: cannot perform operation: another operation is in progress",
-    "note": "gather on one connection: 4 of 5 queries failed with the driver's own error. A "
-    "connection (and a session) runs one query at a time; take one per query from the pool.",
+    "overlapped": False,
+    "error": INTERFACE_ERROR,
+    "note": "A connection runs one query at a time: the driver refused 4 of 5. Take one "
+    "connection per query from the pool.",
 }
+
+_NAMES = ("users", "paid_cents", "posts", "comments", "top_customer")
+_VALUES = (200, 12438587, 500, 3000, 120)
+
+
+def frozen_sqlite_dashboard(blocking: bool) -> dict[str, Any]:
+    """A dashboard run on SQLite, right (all at once) or in blocking mode (in a row)."""
+    queries: list[dict[str, Any]] = []
+    for i, (name, value) in enumerate(zip(_NAMES, _VALUES, strict=True)):
+        ran = 1.2 + (51.3 * i if blocking else 0.3 * i)
+        queries.append(
+            {
+                "name": name,
+                "start_ms": 0.2 + 0.1 * i,
+                "end_ms": ran + 50.6,
+                "ran_ms": ran,
+                "done_ms": ran + 50.4,
+                "value": value,
+                "error": None,
+            }
+        )
+    wall = float(queries[-1]["end_ms"]) + 0.3
+    if blocking:
+        note = (
+            "No error, but the database ran the 5 queries one after another (the driver "
+            f"queues them on its thread; ░ is the wait): {wall:.0f} ms, their sum. gather "
+            "needs one connection per query."
+        )
+    else:
+        note = (
+            "5 queries of 50 ms, one pooled connection each, ran in the database at the "
+            f"same time: {wall:.0f} ms in all, about one query's time."
+        )
+    return {
+        "mode": "pool",
+        "effective": "one_connection" if blocking else "pool",
+        "backend": "sqlite",
+        "latency_ms": 50.0,
+        "wall_ms": wall,
+        "queries": queries,
+        "ok": 5,
+        "failed": 0,
+        "overlapped": not blocking,
+        "error": None,
+        "note": note,
+    }
+
+
+def frozen_db_run(
+    status: dict[str, Any], key: str, data: dict[str, Any], blocking: bool = False
+) -> Any:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, ExplorerApp)
+        while not app.query(DbPane):
+            await pilot.pause(0.02)
+        await pilot.press(key_of(DbPane))
+        app.query_one(TopBar).url = "http://127.0.0.1:8000"
+        pane = app.query_one(DbPane)
+        while pane.status is None or pane.status.get("state") != "ready":
+            await pilot.pause(0.02)
+        # Stop the live status poll, so the frozen status below stays on screen.
+        app.workers.cancel_group(pane, "db-status")
+        await pilot.pause(0.05)
+        if blocking:
+            app.blocking_switch.set(True)
+        pane.action_key = key
+        pane.query_one(Select).value = key
+        pane.post_message(DbPane.StatusUpdate(status))
+        pane.post_message(DbPane.ActionDone(key, Text(), data))
+        await pilot.pause(0.1)
+        app.clear_notifications()  # toasts come and go
+        app.set_focus(None)  # no blinking cursor in the picture
+        await pilot.pause(0.2)
+
+    return run_before
 
 
 def test_db_pane_after_gather_on_one_connection(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(DbPane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(DbPane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(DbPane)
-        while pane.status is None or pane.status.get("state") != "ready":
-            await pilot.pause(0.02)
-        # Stop the live status poll, so the frozen status below stays on screen.
-        pilot.app.workers.cancel_group(pane, "db-status")
-        await pilot.pause(0.05)
-        pane.action_key = "one_connection"
-        pane.query_one(Select).value = "one_connection"
-        pane.post_message(DbPane.StatusUpdate(FROZEN_DB_STATUS))
-        pane.post_message(DbPane.ActionDone("one_connection", Text(), FROZEN_DASHBOARD))
-        pilot.app.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause(0.2)
-
+    run_before = frozen_db_run(FROZEN_DB_STATUS, "one_connection", FROZEN_DASHBOARD)
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_db_pane_after_a_default_run_at_100x30(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    data = frozen_sqlite_dashboard(blocking=False)
+    run_before = frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_db_pane_after_a_blocking_run_at_100x30(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    data = frozen_sqlite_dashboard(blocking=True)
+    run_before = frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data, blocking=True)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_db_pane_after_a_blocking_run_at_140x45(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    data = frozen_sqlite_dashboard(blocking=True)
+    run_before = frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data, blocking=True)
+    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)

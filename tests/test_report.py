@@ -125,6 +125,9 @@ async def test_the_newer_patterns_show_their_lessons_in_the_figures(tmp_path: Pa
     assert dashboard.pitfall.extra["effective"] == "one_connection"
     assert min(dashboard.pitfall.extra["dashboard_ms"]) >= 450  # 5 of 100 ms in a row
     assert max(dashboard.right.extra["dashboard_ms"]) < min(dashboard.pitfall.extra["dashboard_ms"])
+    # by the database's own clock: at the same time on the pool, never on one connection
+    assert dashboard.right.extra["overlapped"] == [True] * 3
+    assert dashboard.pitfall.extra["overlapped"] == [False] * 3
     posts = results["db/posts"]
     assert posts.right.extra["queries_per_page"] == 2
     assert posts.pitfall.extra["queries_per_page"] == 1 + 2 * posts.pitfall.extra["posts"]

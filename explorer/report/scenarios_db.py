@@ -78,12 +78,15 @@ async def db_dashboard(run: ScenarioRun) -> Outcome:
     walls: list[float] = []
     effective = backend = ""
     queries = 0
+    overlapped: list[bool] = []
     for _ in range(DASHBOARDS):
         params = {"mode": "pool", "latency_ms": str(DASHBOARD_LATENCY_MS)}
         body = expect(await run.http.get("/db/dashboard", params=params)).json()
         if body["failed"]:
             raise ScenarioError(f"dashboard: {body['failed']} queries failed: {body['error']}")
         walls.append(body["wall_ms"])
+        # did the queries run in the database at the same time (by its own clock)?
+        overlapped.append(bool(body["overlapped"]))
         effective, backend = body["effective"], body["backend"]
         queries = len(body["queries"])
     where = "one pooled connection each" if effective == "pool" else "all on one connection"
@@ -98,6 +101,7 @@ async def db_dashboard(run: ScenarioRun) -> Outcome:
         "queries": queries,
         "query_ms": DASHBOARD_LATENCY_MS,
         "dashboard_ms": [round(w, 1) for w in walls],
+        "overlapped": overlapped,
     }
     return Outcome(DASHBOARDS, note, extra)
 

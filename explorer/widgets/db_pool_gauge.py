@@ -7,12 +7,13 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-BAR_WIDTH = 20
+BAR_WIDTH = 12
 
 
 def gauge_text(pool: dict[str, Any] | None, label: str = "pool") -> Text:
-    """``pool ██████░░░░ in use 6 · idle 4 · waiters 0 · size 10 · opened 10``."""
-    text = Text()
+    """``pool ███████░░░░░ in use 6/10 · idle 4 · waiters 0 · opened 10`` (one line, under
+    70 cells: it must fit the pane at 100×30)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"{label:<9}", style="bold")
     if pool is None:
         text.append("no pool", style="dim")
@@ -23,11 +24,10 @@ def gauge_text(pool: dict[str, Any] | None, label: str = "pool") -> Text:
     full = in_use >= size
     text.append("█" * filled, style="bold red" if full else "cyan")
     text.append("░" * (BAR_WIDTH - filled), style="dim")
-    text.append(f" in use {in_use}", style="bold red" if full else "")
+    text.append(f" in use {in_use}/{pool['size']}", style="bold red" if full else "")
     text.append(f" · idle {pool['idle']}")
     waiters = int(pool.get("waiters", 0))
     text.append(f" · waiters {waiters}", style="bold yellow" if waiters else "")
-    text.append(f" · size {pool['size']}", style="dim")
     if "opened" in pool:
         text.append(f" · opened {pool['opened']}", style="dim")
     return text

@@ -69,6 +69,9 @@ class Conn(ABC):
     dialect: Dialect
     #: the SQL function that sleeps for its argument in seconds (a stand-in slow query)
     sleep_fn: str
+    #: SQL for the database's clock now, in seconds, read by :meth:`Clock.at_ms`: when a
+    #: query really began and ended in the database (not when it was handed to the driver)
+    clock_sql: str
 
     def __init__(self) -> None:
         #: calls awaited on the driver: each one waits for the database (a network round
@@ -122,6 +125,8 @@ class PgConn(Conn):
 
     dialect: Dialect = "postgresql"
     sleep_fn = "pg_sleep"
+    # the server's wall clock (seconds since the epoch), read at the moment it is called
+    clock_sql = "extract(epoch FROM clock_timestamp())::float8"
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         super().__init__()
@@ -159,10 +164,14 @@ class SqliteConn(Conn):
 
     dialect: Dialect = "sqlite"
     sleep_fn = "sleep_s"
+    # time.perf_counter() in the connection's thread: this process's own monotonic clock
+    clock_sql = "clock_s()"
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         super().__init__()
         self._connection = connection
+        # rows that know their column names, so a query is one hop to the thread (below)
+        connection.row_factory = sqlite3.Row
         #: an operation was cancelled mid-way: reset the connection before reuse
         self.interrupted = False
 
@@ -171,11 +180,11 @@ class SqliteConn(Conn):
         return self._connection
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        # One hop: execute and fetch in the same call on the connection's thread, so
+        # concurrent calls on one connection run (and answer) strictly one after another.
         self.round_trips += 1
-        async with self._connection.execute(sqlite_sql(sql), args) as cursor:
-            names = [column[0] for column in cursor.description or ()]
-            rows = await cursor.fetchall()
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        rows = await self._connection.execute_fetchall(sqlite_sql(sql), args)
+        return [dict(zip(row.keys(), row, strict=True)) for row in rows]
 
     async def execute(self, sql: str, *args: Any) -> None:
         self.round_trips += 1
@@ -348,6 +357,7 @@ async def _open_sqlite(path: Path) -> aiosqlite.Connection:
         await connection.execute("PRAGMA foreign_keys = ON")
         # Runs in the connection's own thread: the loop does not wait for it.
         await connection.create_function("sleep_s", 1, time.sleep)
+        await connection.create_function("clock_s", 0, time.perf_counter)
     except BaseException:
         await connection.close()
         raise

@@ -272,12 +272,14 @@ SQLITE_TIMEOUT_S = 5.0
 
 
 def install_sqlite_hooks(engine: AsyncEngine) -> None:
-    """Give the ORM's SQLite connections the same ``sleep_s`` function and pragmas."""
+    """Give the ORM's SQLite connections the same ``sleep_s`` and ``clock_s`` functions
+    and pragmas."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: object, _: object) -> None:
         # SQLAlchemy's aiosqlite adapter: create_function runs on the connection's thread.
         dbapi_connection.create_function("sleep_s", 1, time.sleep)  # type: ignore[attr-defined]
+        dbapi_connection.create_function("clock_s", 0, time.perf_counter)  # type: ignore[attr-defined]
         cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_TIMEOUT_S * 1000)}")

@@ -214,6 +214,9 @@ class CachedValue(BaseModel):
         "waited for a computation another request had started (single flight)."
     )
     single_flight: bool = Field(description="False in blocking mode: every miss computes.")
+    expired: bool = Field(
+        description="True: the key was cached but past its TTL, so it was computed again."
+    )
     took_ms: float
     age_s: float = Field(description="How long ago the value was computed.")
     expires_in_s: float
@@ -262,6 +265,7 @@ async def cached_value(
         value=lookup.value.value,
         source=lookup.source,
         single_flight=not blocking,
+        expired=lookup.expired,
         took_ms=round((time.perf_counter() - started) * 1000, 3),
         age_s=round(now - lookup.entry.stored_at, 3),
         expires_in_s=round(max(0.0, lookup.entry.expires_at - now), 3),

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar, cast
 
@@ -445,10 +446,27 @@ def slow(sql: str, sleep_fn: str) -> str:
     return f"WITH pause AS (SELECT {sleep_fn}($1)) SELECT ({sql}) AS value FROM pause"
 
 
+def clocked(sql: str, sleep_fn: str, clock_sql: str) -> str:
+    """:func:`slow`, and the database's own clock when it began and when it had the value.
+
+    That is when the query really ran, not when it was handed to the driver: on one
+    connection the driver queues it (aiosqlite) or waits for a lock (SQLAlchemy), and
+    the time it spends queued is not the database working.
+    """
+    return (
+        f"WITH pause AS (SELECT {clock_sql} AS ran, {sleep_fn}($1) AS slept)"
+        f" SELECT ({sql}) AS value, ran, {clock_sql} AS done FROM pause"
+    )
+
+
 class QueryRecord(BaseModel):
     name: str
-    start_ms: float
-    end_ms: float
+    start_ms: float = Field(description="When the handler called the driver.")
+    end_ms: float = Field(description="When the driver's answer (or error) came back.")
+    ran_ms: float | None = Field(
+        description="When the database began the query, by its own clock (None: it never ran)."
+    )
+    done_ms: float | None = Field(description="When the database had the query's value.")
     value: int | None
     error: str | None = Field(description="What the driver raised, as text.")
 
@@ -462,43 +480,90 @@ class DashboardOut(BaseModel):
     queries: list[QueryRecord]
     ok: int
     failed: int
+    overlapped: bool = Field(description="True: some queries ran in the database at the same time.")
     error: str | None = Field(description="The first error the driver raised, if any.")
     note: str
 
 
 class Clock:
+    """Milliseconds since the dashboard began, on this process's clock or the database's."""
+
     def __init__(self) -> None:
         self.began = time.perf_counter()
+        self.began_epoch = time.time()
 
     def ms(self) -> float:
         return round((time.perf_counter() - self.began) * 1000.0, 3)
 
+    def at_ms(self, seconds: float, dialect: str) -> float:
+        """A reading of a connection's ``clock_sql``: SQLite's is ``time.perf_counter()``
+        in its thread (this process's clock); PostgreSQL's is its server's wall clock."""
+        began = self.began if dialect == "sqlite" else self.began_epoch
+        return round((float(seconds) - began) * 1000.0, 3)
 
-async def timed(clock: Clock, name: str, query: Awaitable[Any], records: list[QueryRecord]) -> None:
+
+def within(value: float | None, low: float, high: float) -> float | None:
+    """``value`` kept inside ``low..high`` (a database clock a little off cannot draw a query
+    outside its own call)."""
+    return None if value is None else min(high, max(low, value))
+
+
+async def timed(
+    clock: Clock,
+    name: str,
+    query: Awaitable[Mapping[str, Any] | None],
+    records: list[QueryRecord],
+    dialect: str,
+) -> None:
     """Run one dashboard query and record when it ran and what it gave (or raised)."""
     start = clock.ms()
     value: int | None = None
     error: str | None = None
+    ran = done = None
     try:
-        result = await query
-        value = None if result is None else int(result)
+        row = await query
+        if row is not None:
+            value = None if row["value"] is None else int(row["value"])
+            ran, done = clock.at_ms(row["ran"], dialect), clock.at_ms(row["done"], dialect)
     except Exception as exc:  # the lesson: the driver's own error, shown as data
         error = describe(exc)
+    end = clock.ms()
+    ran = within(ran, start, end)
     records.append(
-        QueryRecord(name=name, start_ms=start, end_ms=clock.ms(), value=value, error=error)
+        QueryRecord(
+            name=name,
+            start_ms=start,
+            end_ms=end,
+            ran_ms=ran,
+            done_ms=None if ran is None else within(done, ran, end),
+            value=value,
+            error=error,
+        )
     )
+
+
+def overlapped(records: list[QueryRecord]) -> bool:
+    """Did any two queries run in the database at the same moment (by its clock)?"""
+    spans = sorted(
+        (r.ran_ms, r.done_ms) for r in records if r.ran_ms is not None and r.done_ms is not None
+    )
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
 async def dashboard_on_pool(db: Database, latency_s: float, clock: Clock) -> list[QueryRecord]:
     """Right: each query takes its own connection from the pool, all at once."""
     records: list[QueryRecord] = []
 
-    async def one(name: str, sql: str) -> Any:
+    async def one(sql: str) -> dict[str, Any] | None:
         async with connection(db) as conn:
-            return await conn.fetchval(slow(sql, conn.sleep_fn), latency_s)
+            return await conn.fetchrow(clocked(sql, conn.sleep_fn, conn.clock_sql), latency_s)
 
+    assert db.pool is not None
     await asyncio.gather(
-        *(timed(clock, name, one(name, sql), records) for name, sql in DASHBOARD_QUERIES.items())
+        *(
+            timed(clock, name, one(sql), records, db.pool.dialect)
+            for name, sql in DASHBOARD_QUERIES.items()
+        )
     )
     return records
 
@@ -515,7 +580,13 @@ async def dashboard_on_one_connection(
     async with connection(db) as conn:
         await asyncio.gather(
             *(
-                timed(clock, name, conn.fetchval(slow(sql, conn.sleep_fn), latency_s), records)
+                timed(
+                    clock,
+                    name,
+                    conn.fetchrow(clocked(sql, conn.sleep_fn, conn.clock_sql), latency_s),
+                    records,
+                    conn.dialect,
+                )
                 for name, sql in DASHBOARD_QUERIES.items()
             )
         )
@@ -528,18 +599,20 @@ async def dashboard_on_one_session(
     """The same mistake through SQLAlchemy: ``gather`` on ONE ``AsyncSession``."""
     assert db.sessions is not None
     assert db.pool is not None
-    sleep_fn = "pg_sleep" if db.pool.dialect == "postgresql" else "sleep_s"
+    dialect = db.pool.dialect
+    like: type[Conn] = PgConn if dialect == "postgresql" else SqliteConn
     records: list[QueryRecord] = []
+
+    async def one(session: AsyncSession, sql: str) -> Mapping[str, Any] | None:
+        statement = text(orm_sql(clocked(sql, like.sleep_fn, like.clock_sql)))
+        row = (await session.execute(statement, {"p1": latency_s})).mappings().first()
+        return None if row is None else dict(row)
+
     async with db.sessions() as session:
         try:
             await asyncio.gather(
                 *(
-                    timed(
-                        clock,
-                        name,
-                        session.scalar(text(orm_sql(slow(sql, sleep_fn))), {"p1": latency_s}),
-                        records,
-                    )
+                    timed(clock, name, one(session, sql), records, dialect)
                     for name, sql in DASHBOARD_QUERIES.items()
                 )
             )
@@ -591,6 +664,7 @@ async def dashboard(
         queries=records,
         ok=len(records) - len(failed),
         failed=len(failed),
+        overlapped=overlapped(records),
         error=failed[0].error if failed else None,
         note="",
     )
@@ -599,29 +673,27 @@ async def dashboard(
 
 
 def explain_dashboard(out: DashboardOut) -> str:
+    """One or two sentences for the pane (and curl)."""
     n, wall = len(out.queries), out.wall_ms
     if out.effective == "pool":
         return (
-            f"{n} queries of {out.latency_ms:g} ms each ran at once, one pooled connection "
-            f"each: {wall:.0f} ms in all, about one query's time."
+            f"{n} queries of {out.latency_ms:g} ms, one pooled connection each, ran in the "
+            f"database at the same time: {wall:.0f} ms in all, about one query's time."
         )
+    where = "session" if out.effective == "one_session" else "connection"
     if out.failed:
         return (
-            f"gather on one {'session' if out.effective == 'one_session' else 'connection'}: "
-            f"{out.failed} of {n} queries failed with the driver's own error. A connection "
-            "(and a session) runs one query at a time; take one per query from the pool."
+            f"A {where} runs one query at a time: the driver refused {out.failed} of {n}. "
+            "Take one connection per query from the pool."
         )
-    if out.effective == "one_session":
-        return (
-            f"gather on one AsyncSession: no error this time, but the {n} queries ran one "
-            f"after another ({wall:.0f} ms, their sum): SQLAlchemy's driver adapter locks "
-            "the session's one connection. While a session is still opening its connection, "
-            "the same gather fails with InvalidRequestError instead."
-        )
+    how = (
+        "SQLAlchemy's adapter locks the session's connection"
+        if out.effective == "one_session"
+        else "the driver queues them on its thread"
+    )
     return (
-        f"gather on one {out.backend} connection: no error, but the driver ran the {n} "
-        f"queries one after another ({wall:.0f} ms, their sum). One connection, one query "
-        "at a time."
+        f"No error, but the database ran the {n} queries one after another ({how}; ░ is "
+        f"the wait): {wall:.0f} ms, their sum. gather needs one connection per query."
     )
 
 
