@@ -303,7 +303,7 @@ async def ticker_books_after_leaving(client: httpx.AsyncClient) -> dict[str, Any
             if ticks == 2:
                 break
     await asyncio.sleep(0.5)
-    books = {b["stream"]: b for b in (await stats(client))["tickers"]}
+    books: dict[int, dict[str, Any]] = {b["stream"]: b for b in (await stats(client))["tickers"]}
     return books[stream]
 
 
