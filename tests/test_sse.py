@@ -17,7 +17,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Log, Static
 
 from explorer.app import ExplorerApp
 from explorer.panes.sse import SsePane
@@ -525,6 +525,7 @@ async def test_pane_leave_after_3_right_and_pitfall(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_pane(app, pilot)
+        await pilot.press("r")  # follow the feed meanwhile: its log must keep up throughout
         await pilot.click("#pane-sse #leave")
         await eventually(lambda: pane.leave is not None and pane.leave.stage == "done", 15)
         assert pane.leave is not None
@@ -543,6 +544,9 @@ async def test_pane_leave_after_3_right_and_pitfall(tmp_path: Path) -> None:
         assert "(End leaks)" in ticker_line(app), line
         lesson = str(app.query_one("#pane-sse #lesson", Static).render())
         assert "nobody" in lesson
+        log = app.query_one("#pane-sse #events", Log)
+        assert log.max_scroll_y > 0  # more events than rows by now
+        await eventually(lambda: log.is_vertical_scroll_end, within=2)  # newest in view
 
         # the leak of before is not blamed on the right form: its own books say 0
         await pilot.press("b")

@@ -401,7 +401,11 @@ async def download_peak(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
         assert response.status_code == 200
         async for _ in response.aiter_raw():
             pass
-    last: dict[str, Any] = (await stats(client))["last_download"]
+    for _ in range(100):  # the server closes its books just after the last byte
+        last: dict[str, Any] = (await stats(client))["last_download"]
+        if last["finished"]:
+            break
+        await asyncio.sleep(0.02)
     assert last["name"] == name
     assert last["finished"] is True
     return last

@@ -14,12 +14,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Button, Input, Label, Log, Static
+from textual.widgets import Button, Input, Label, Static
 
 from server.monitor import Stall
 from server.routes import sse as routes
 
 from ..code_source import SourceBlock, source_of
+from ..widgets.follow_log import FollowLog
 from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.sse_figures import WATCH_S, Leave, Swarm, describe, figures_text, leave_result
 from .base import PatternPane
@@ -43,11 +44,12 @@ class SsePane(PatternPane):
     SsePane Button { min-width: 0; margin-right: 1; }
     SsePane Label { padding: 0 1 0 0; }
     SsePane #subscribers { width: 6; margin-right: 1; }
-    SsePane #lesson { height: auto; max-height: 3; color: $text-muted; margin-top: 1; }
+    /* a fixed height: a lesson of another length must not resize the log below (a log
+       no longer at its end stops following new lines) */
+    SsePane #lesson { height: 3; color: $text-muted; margin-top: 1; }
     SsePane #lesson.-blocking { color: $error; }
     SsePane #figures { height: 4; }
-    /* no sideways scrollbar: a long line is cut at the edge */
-    SsePane #events { height: 1fr; min-height: 3; overflow-x: hidden; overflow-y: auto; }
+    SsePane #events { height: 1fr; min-height: 3; }
     """
 
     class FeedEvent(Message):
@@ -82,7 +84,7 @@ class SsePane(PatternPane):
         self.leave: Leave | None = None
         self._shown_figures = ""
         # Held, not queried: the feed and the timer update them during teardown too.
-        self._log = Log(max_lines=LOG_LINES, id="events")
+        self._log = FollowLog(max_lines=LOG_LINES, id="events")
         self._figures = Static(id="figures")
         self._lesson = Static(id="lesson")
         self._swarm_tasks: set[asyncio.Task[None]] = set()

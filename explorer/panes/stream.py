@@ -13,13 +13,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Log, ProgressBar, Static
+from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from server import files_export, files_uploads
 from server.monitor import Stall
 from server.routes import stream as routes
 
 from ..code_source import SourceBlock, source_of
+from ..widgets.follow_log import FollowLog
 from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.stream_figures import MiB, Transfer, transfer_text
 from .base import PatternPane
@@ -41,13 +42,14 @@ class StreamPane(PatternPane):
     StreamPane Button { min-width: 0; margin-right: 1; }
     StreamPane Label { padding: 0 1 0 0; }
     StreamPane #size { width: 6; margin-right: 1; }
-    StreamPane #lesson { height: auto; max-height: 3; color: $text-muted; margin-top: 1; }
+    /* a fixed height: a lesson of another length must not resize the log below (a log
+       no longer at its end stops following new lines) */
+    StreamPane #lesson { height: 3; color: $text-muted; margin-top: 1; }
     StreamPane #lesson.-blocking { color: $error; }
     StreamPane #progress { height: 1; }
     StreamPane #progress Bar { width: 1fr; }
     StreamPane #transfer { height: 4; }
-    /* no sideways scrollbar: a long line is cut at the edge */
-    StreamPane #results { height: 1fr; min-height: 3; overflow-x: hidden; overflow-y: auto; }
+    StreamPane #results { height: 1fr; min-height: 3; }
     """
 
     class Done(Message):
@@ -72,7 +74,7 @@ class StreamPane(PatternPane):
         self._shown_transfer = ""
         self._bar = ProgressBar(id="progress", show_eta=False, total=100)
         self._transfer_line = Static(id="transfer")
-        self._log = Log(max_lines=300, id="results")
+        self._log = FollowLog(max_lines=300, id="results")
         self._lesson = Static(id="lesson")
 
     def compose(self) -> ComposeResult:

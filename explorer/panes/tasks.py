@@ -23,26 +23,14 @@ from server.routes import tasks as routes
 from ..code_source import SourceBlock, source_of
 from ..widgets.number_field import invalid_fields, number_input
 from ..widgets.tasks_outcome import Run, outcome_of
+from ..widgets.tasks_table import COLUMNS, STATE_STYLE, STATES, job_cells
 from .base import PatternPane
 
 #: "fail" first: the default, and where the set's cursor starts when it takes focus
 KINDS = ("fail", "sleep", "hang")
-#: the table's columns; "after resp." is BackgroundTasks' gap from the response to the job
-COLUMNS = ("job", "origin", "kind", "state", "took", "after resp.", "error")
-#: shorter names for the origin column (the table must fit 73 columns)
-ORIGIN_LABEL = {"fire_and_forget": "fire&forget"}
 DEBOUNCE_TRIGGERS = 10
 #: quiet time before a debounced run: well over a trigger's round trip on a busy machine
 DEBOUNCE_DELAY_S = 0.5
-STATES = ("pending", "running", "done", "failed", "cancelled", "lost")
-_STATE_STYLE = {
-    "pending": "dim",
-    "running": "bold cyan",
-    "done": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "lost": "bold magenta",
-}
 
 
 @dataclass(frozen=True)
@@ -227,7 +215,7 @@ class TasksPane(PatternPane):
     def _upsert(self, job: dict[str, Any]) -> None:
         table = self._table
         key = str(job["id"])
-        cells = _cells(job)
+        cells = job_cells(job)
         if job["id"] in self.jobs:
             for column, value in zip(table.columns, cells, strict=True):
                 table.update_cell(key, column, value, update_width=True)
@@ -251,7 +239,7 @@ class TasksPane(PatternPane):
         text = Text()
         for state in STATES:
             text.append(f"{state} ", style="dim")
-            text.append(f"{counts[state]}  ", style=_STATE_STYLE[state])
+            text.append(f"{counts[state]}  ", style=STATE_STYLE[state])
         if not self.connected:
             text.append("· live feed reconnecting…", style="bold yellow")
         self._counts.update(text, layout=False)
@@ -392,17 +380,3 @@ class TasksPane(PatternPane):
             source_of(action.handler, f"server: {action.label}"),
             source_of(TasksPane.send_action, "client: this pane's worker"),
         ]
-
-
-def _cells(job: dict[str, Any]) -> tuple[str | Text, ...]:
-    took = "" if job.get("duration_ms") is None else f"{job['duration_ms']:.0f} ms"
-    after = job.get("response_sent_ms")
-    return (
-        str(job["id"]),
-        ORIGIN_LABEL.get(job["origin"], job["origin"]),
-        job["kind"],
-        Text(job["state"], style=_STATE_STYLE.get(job["state"], "")),
-        took,
-        "" if after is None else f"+{after:.0f} ms",
-        job.get("error") or "",
-    )
