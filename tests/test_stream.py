@@ -641,7 +641,7 @@ def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: 
         )
         lines = [
             f"generated {name} (1,073,741,824 bytes)",
-            f"download {name}: cancelled: the server stops at its next chunk",
+            f"download {name} (FileResponse): cancelled: the server stops at its next chunk",
         ]
         pane = await show_frozen(pilot, transfer, frozen_books(name, 80, 3.2, 400 * MiB), lines)
         pane.server["downloads_aborted"] = 1
@@ -662,7 +662,7 @@ def test_stream_pane_after_a_blocking_run(
         name = "sample-64MiB-5eed0000.bin"
         transfer = Transfer(name, 64 * MiB, received=64 * MiB, started=10.0, finished=10.5)
         transfer.outcome = "complete"
-        lines = [f"generated {name} (67,108,864 bytes)", f"download {name}: complete"]
+        lines = [f"generated {name} (67,108,864 bytes)", f"download {name} (read whole): complete"]
         await show_frozen(pilot, transfer, frozen_books(name, 81.4, 64.6, 64 * MiB), lines)
         pilot.app.blocking_switch.set(True)
         await pilot.pause(0.4)

@@ -182,6 +182,7 @@ class StreamPane(PatternPane):
             return
         assert self.file is not None
         name = self.file["name"]
+        form = "read whole" if self.context.blocking.enabled else "FileResponse"
         transfer = Transfer(name, self.file["size"], started=time.monotonic())
         self.transfer = transfer
         try:
@@ -200,7 +201,7 @@ class StreamPane(PatternPane):
             transfer.outcome = f"{type(exc).__name__}"
         finally:
             transfer.finished = time.monotonic()
-            self.post_message(self.Done(f"download {name}: {transfer.outcome}"))
+            self.post_message(self.Done(f"download {name} ({form}): {transfer.outcome}"))
 
     @work(group="stream-fetch")
     async def fetch(self, path: str, title: str) -> None:
