@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from .jobs import JobStore
@@ -35,6 +37,33 @@ STALL_POLL_S = 0.25
 MAX_LEAKED = 64
 #: each leaked producer's queue: nobody reads it, so it fills and then drops
 LEAK_QUEUE = 100
+#: ticker streams whose books ``/sse/stats`` lists (the newest), so a client finds its own
+TICKER_BOOKS = 16
+
+
+@dataclass(eq=False)
+class TickerBooks:
+    """One ticker response's books: is its client gone, and what was made for nobody since.
+
+    The same counting runs in both forms of the ticker, so "0 ticks for nobody" in the
+    right form is a measurement, not an assumption.
+    """
+
+    stream: int
+    #: set when the response has ended (the client left, or the ticker ran out)
+    gone: bool = False
+    #: ticks made after the client had gone
+    ticks_for_nobody: int = 0
+    #: the pitfall's producer task (the right form has none: the generator ticks itself)
+    producer: asyncio.Task[None] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "gone": self.gone,
+            "ticks_for_nobody": self.ticks_for_nobody,
+            "producer_running": self.producer is not None and not self.producer.done(),
+        }
 
 
 def tick_value(n: int) -> float:
@@ -60,6 +89,9 @@ class SseHub:
         self.leaked: set[asyncio.Task[None]] = set()
         #: ticks those producers made for a client that was no longer there
         self.unread_ticks = 0
+        #: the newest ticker streams' books (the response header X-Ticker-Stream names one)
+        self.tickers: deque[TickerBooks] = deque(maxlen=TICKER_BOOKS)
+        self._tickers_opened = 0
 
     def start(self) -> None:
         self._spawn(self._ticker(), "sse-ticker")
@@ -137,6 +169,19 @@ class SseHub:
         self.streams -= 1
         self.streams_finished += 1
 
+    def open_ticker(self) -> TickerBooks:
+        """Books for a new ticker response."""
+        self._tickers_opened += 1
+        books = TickerBooks(self._tickers_opened)
+        self.tickers.append(books)
+        return books
+
+    def tick_made(self, books: TickerBooks) -> None:
+        """A ticker made a tick: counted against it if its client has gone."""
+        if books.gone:
+            books.ticks_for_nobody += 1
+            self.unread_ticks += 1
+
     def adopt_leak(self, task: asyncio.Task[None]) -> None:
         """Track a pitfall producer weakly in spirit: only to bound it and end it at exit."""
         self.leaked.add(task)
@@ -151,6 +196,7 @@ class SseHub:
             "leaked_producers": len(self.leaked),
             "leaked_cap": MAX_LEAKED,
             "unread_ticks": self.unread_ticks,
+            "tickers": [books.as_dict() for books in self.tickers],
             "subscribers": len(bus.subscribers),
             "subscribers_by_topic": bus.topic_counts(),
             "delivered": sum(s.delivered for s in bus.subscribers),

@@ -17,11 +17,12 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Log, Static
 
 from explorer.app import ExplorerApp
 from explorer.panes.sse import SsePane
 from explorer.registry import PANES
+from explorer.widgets.sse_figures import Leave, describe
 from explorer.widgets.top_bar import TopBar
 from server.routes import sse as sse_routes
 from server.runner import ServerHandle
@@ -31,6 +32,7 @@ from server.sse_feeds import SseHub, tick_value
 from tests.conftest import eventually, set_blocking
 
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of
 
 
 def hub_of(server: ServerHandle) -> SseHub:
@@ -291,6 +293,37 @@ async def test_pitfall_ticker_leaves_its_producer_running(
     assert (await stats(client))["leaked_producers"] == 0
 
 
+async def ticker_books_after_leaving(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Read 2 ticks of a 20 ms ticker, leave, wait 0.5 s: that response's books."""
+    async with aconnect_sse(client, "GET", "/sse/ticker?interval=0.02") as source:
+        stream = int(source.response.headers[sse_routes.TICKER_HEADER])
+        ticks = 0
+        async for event in source.aiter_sse():
+            ticks += event.event == "tick"
+            if ticks == 2:
+                break
+    await asyncio.sleep(0.5)
+    books: dict[int, dict[str, Any]] = {b["stream"]: b for b in (await stats(client))["tickers"]}
+    return books[stream]
+
+
+async def test_each_ticker_response_has_books_of_its_own(client: httpx.AsyncClient) -> None:
+    right = await ticker_books_after_leaving(client)
+    assert right["gone"] is True
+    assert (right["producer_running"], right["ticks_for_nobody"]) == (False, 0)
+    await set_blocking(client, True)
+    pitfall = await ticker_books_after_leaving(client)
+    await set_blocking(client, False)
+    assert pitfall["stream"] == right["stream"] + 1
+    assert pitfall["producer_running"] is True
+    assert pitfall["ticks_for_nobody"] >= 5  # 0.5 s of 20 ms ticks, loosely
+    # the leak of before keeps ticking; a right-form response made after counts none of it
+    again = await ticker_books_after_leaving(client)
+    assert (again["producer_running"], again["ticks_for_nobody"]) == (False, 0)
+    assert (await stats(client))["unread_ticks"] >= pitfall["ticks_for_nobody"]
+    await client.delete("/sse/leaked")
+
+
 async def test_leaked_producers_are_capped(
     server: ServerHandle, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,7 +438,8 @@ async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> SsePane:
 
 
 def figures_text(app: ExplorerApp) -> str:
-    return str(app.query_one("#pane-sse #figures", Static).render())
+    """The figures as the pane displays them."""
+    return app.query_one(SsePane).figures_shown
 
 
 async def test_pane_drop_and_resume_has_no_gap(tmp_path: Path) -> None:
@@ -437,10 +471,104 @@ async def test_pane_shows_the_leaked_producer(tmp_path: Path) -> None:
         await pilot.press("b")
         await pilot.click("#pane-sse #leave")
         await eventually(lambda: pane.server.get("leaked_producers") == 1, within=10)
-        await eventually(lambda: "leaked producers 1" in figures_text(app), within=5)
+        await eventually(lambda: "leaked 1" in figures_text(app), within=5)
         assert "never" in str(app.query_one("#pane-sse #lesson", Static).render())
         await pilot.click("#pane-sse #end-leaks")
         await eventually(lambda: pane.server.get("leaked_producers") == 0, within=10)
+
+
+PANE_SIZES = [(100, 30), (140, 45), (200, 60)]
+RESULTS = ("#figures", "#events")
+
+
+@pytest.mark.parametrize("size", PANE_SIZES)
+async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=size) as pilot:
+        pane = await open_pane(app, pilot)
+        await pilot.pause(0.1)
+        assert problems_of(pane, RESULTS) == []
+        await pilot.press("r")
+        await eventually(lambda: len(pane.ids_seen) >= 2, within=10)
+        await pilot.pause(0.1)
+        assert problems_of(pane, RESULTS) == []
+        figures = app.query_one("#pane-sse #figures", Static)
+        assert figures.size.height == 4  # server, ticker, swarm, feed: one row each
+        assert "following" in figures_text(app).splitlines()[3]
+
+
+async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        field = app.query_one("#pane-sse #subscribers", Input)
+        field.value = "5"
+        field.focus()
+        await pilot.pause()
+        await pilot.press("enter")  # the field's action: open that many subscribers
+        await eventually(lambda: pane.swarm.open == 5, within=10)
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("r")  # r still reaches the pane: follow the feed
+        await eventually(lambda: pane.following, within=10)
+        await pilot.press("q")
+        await pilot.pause(0.5)
+    assert app.return_code == 0
+
+
+def ticker_line(app: ExplorerApp) -> str:
+    return figures_text(app).splitlines()[1]
+
+
+async def test_pane_leave_after_3_right_and_pitfall(tmp_path: Path) -> None:
+    """What the ticker line shows 1 s after leaving: nothing ticks on, then the leak."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        await pilot.press("r")  # follow the feed meanwhile: its log must keep up throughout
+        await pilot.click("#pane-sse #leave")
+        await eventually(lambda: pane.leave is not None and pane.leave.stage == "done", 15)
+        assert pane.leave is not None
+        assert (pane.leave.producers, pane.leave.ticks_for_nobody) == (0, 0)
+        await eventually(lambda: "producers 0, ticks for nobody 0" in ticker_line(app), 5)
+
+        await pilot.press("b")
+        await pilot.click("#pane-sse #leave")
+        await eventually(lambda: pane.leave is not None and pane.leave.stage == "done", 15)
+        assert pane.leave is not None
+        assert pane.leave.producers == 1
+        assert pane.leave.ticks_for_nobody is not None
+        assert pane.leave.ticks_for_nobody > 0  # ~10 in the second watched (0.1 s ticks)
+        line = ticker_line(app)
+        await eventually(lambda: "producers 1, ticks for nobody" in ticker_line(app), 5)
+        assert "(End leaks)" in ticker_line(app), line
+        lesson = str(app.query_one("#pane-sse #lesson", Static).render())
+        assert "nobody" in lesson
+        log = app.query_one("#pane-sse #events", Log)
+        assert log.max_scroll_y > 0  # more events than rows by now
+        await eventually(lambda: log.is_vertical_scroll_end, within=2)  # newest in view
+
+        # the leak of before is not blamed on the right form: its own books say 0
+        await pilot.press("b")
+        await pilot.click("#pane-sse #leave")
+        await eventually(lambda: pane.leave is not None and pane.leave.stage == "done", 15)
+        assert pane.leave is not None
+        assert (pane.leave.producers, pane.leave.ticks_for_nobody) == (0, 0)
+        await eventually(lambda: "leaked 1" in figures_text(app), within=5)  # still there
+        await pilot.click("#pane-sse #end-leaks")
+        await eventually(lambda: pane.server.get("leaked_producers") == 0, within=10)
+
+
+def test_feed_lines_never_print_none() -> None:
+    stall = {"duration_ms": 17.2, "kind": "cpu", "location": "textual/reactive.py:290 in __get__"}
+    line = describe("stall", json.dumps(stall | {"route": None}))
+    assert line == "17 ms cpu at textual/reactive.py:290 in __get__"
+    routed = describe("stall", json.dumps(stall | {"route": "GET /basics/cpu"}))
+    assert routed.endswith("(GET /basics/cpu)")
+    job = {"id": 3, "kind": "fail", "state": "running", "error": None}
+    assert describe("job", json.dumps(job)) == "job 3 fail running"
+    failed = job | {"state": "failed", "error": "ValueError: simulated failure in job 3"}
+    assert describe("job", json.dumps(failed)).endswith(": ValueError: simulated failure in job 3")
 
 
 async def test_pane_swarm_counts_subscribers_and_lag(tmp_path: Path) -> None:
@@ -510,34 +638,68 @@ FROZEN_SSE_STATS = {
 }
 
 
+def frozen_ticks(*ns: int) -> list[tuple[str, str, str]]:
+    return [("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}') for n in ns]
+
+
+#: a stall outside any request (its route is null): the line names no route
+FROZEN_STALL = (
+    "stall",
+    "5eed00-204",
+    '{"duration_ms": 17.2, "kind": "cpu", "location": "textual/reactive.py:290 in __get__",'
+    ' "route": null}',
+)
+
+
+async def show_frozen(
+    pilot: Pilot[Any], events: list[tuple[str, str, str]], server: dict[str, Any]
+) -> SsePane:
+    """The pane with these events in its log and these server figures, frozen."""
+    assert isinstance(pilot.app, ExplorerApp)
+    while not pilot.app.query(SsePane):
+        await pilot.pause(0.02)
+    await pilot.press(key_of(SsePane))
+    pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+    pane = pilot.app.query_one(SsePane)
+    pane.workers.cancel_group(pane, "sse-stats")  # frozen figures from here on
+    while pilot.app.focused is not pane.query_one("#follow"):  # the app moves focus in
+        await pilot.pause(0.02)
+    for event, event_id, data in events:
+        pane.post_message(SsePane.FeedEvent(event, event_id, data))
+    pane.server = server
+    return pane
+
+
 def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(SsePane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(SsePane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(SsePane)
-        pane.workers.cancel_group(pane, "sse-stats")  # frozen figures from here on
-        await pilot.pause(0.05)
-        events = [("open", "", "")]
-        events += [
-            ("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}')
-            for n in (201, 202, 203)
-        ]
-        events += [("closed", "", ""), ("open", "5eed00-203", "")]
-        events += [
-            ("tick", f"5eed00-{n}", f'{{"n":{n - 100},"value":{100 + n % 7}.5}}')
-            for n in (204, 205, 206)
-        ]
+        events = [("open", "", ""), *frozen_ticks(201, 202, 203)]
+        events += [("closed", "", ""), ("open", "5eed00-203", ""), *frozen_ticks(204, 205, 206)]
         events.append(("heartbeat", "", '{"at": 1795000000.0}'))
-        for event, event_id, data in events:
-            pane.post_message(SsePane.FeedEvent(event, event_id, data))
-        pane.server = FROZEN_SSE_STATS
+        pane = await show_frozen(pilot, events, FROZEN_SSE_STATS)
         pane.swarm.open, pane.swarm.delivered = 20, 4_000
         pane.swarm.lags_ms = [0.8] * 98 + [3.5, 4.1]
+        pane.leave = Leave("done", 3, producers=1, ticks_for_nobody=10, pitfall=True)
         await pilot.pause(0.4)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
+def test_sse_pane_after_a_default_run(
+    snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """r on defaults: following the feed; then "Ticker, leave after 3" in the right form."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        events = [("open", "", ""), *frozen_ticks(201, 202, 203), FROZEN_STALL]
+        events += frozen_ticks(205)
+        server = FROZEN_SSE_STATS | {"streams": 1, "subscribers": 1, "leaked_producers": 0}
+        pane = await show_frozen(pilot, events, server)
+        pane.last_action = "leave"
+        pane.leave = Leave("done", 3, producers=0, ticks_for_nobody=0)
+        await pilot.pause(0.4)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

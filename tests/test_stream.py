@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import random
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,17 +23,19 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Log, ProgressBar, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.stream import StreamPane, Transfer
+from explorer.panes.stream import StreamPane
 from explorer.registry import PANES
+from explorer.widgets.stream_figures import Transfer
 from explorer.widgets.top_bar import TopBar
 from server.files_export import csv_batches, neutralise, render_section, sqlite_rows
 from server.routes import stream as stream_routes
 from server.routes.stream import StreamState
 from server.runner import ServerHandle
 from server.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import eventually, set_blocking
 
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of
 
 MiB = 1024 * 1024
 
@@ -389,6 +392,35 @@ async def test_stats_show_memory_and_descriptors(client: httpx.AsyncClient) -> N
     assert figures["rss_bytes"] > 10 * MiB
     assert figures["rss_peak_bytes"] >= figures["rss_bytes"]
     assert figures["open_fds"] > 3
+    assert figures["last_download"] is None  # no download yet
+
+
+async def download_peak(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
+    """Download ``name`` (keeping none of it): the server's books on that download."""
+    async with client.stream("GET", f"/stream/files/{name}") as response:
+        assert response.status_code == 200
+        async for _ in response.aiter_raw():
+            pass
+    for _ in range(100):  # the server closes its books just after the last byte
+        last: dict[str, Any] = (await stats(client))["last_download"]
+        if last["finished"]:
+            break
+        await asyncio.sleep(0.02)
+    assert last["name"] == name
+    assert last["finished"] is True
+    return last
+
+
+async def test_each_download_reports_the_servers_peak_rss(client: httpx.AsyncClient) -> None:
+    info = await make_file(client, 48 * MiB)
+    right = await download_peak(client, info["name"])
+    assert right["bytes_sent"] == 48 * MiB
+    assert right["rss_peak_bytes"] >= right["rss_before_bytes"]
+    assert right["peak_growth_bytes"] <= 16 * MiB  # 256 KiB reads: memory stays flat
+    await set_blocking(client, True)
+    pitfall = await download_peak(client, info["name"])
+    await set_blocking(client, False)
+    assert pitfall["peak_growth_bytes"] >= 0.8 * 48 * MiB  # the whole file, held
 
 
 # -- the pane (Pilot) -----------------------------------------------------------------------
@@ -459,6 +491,87 @@ async def test_pane_exports_and_uploads(tmp_path: Path) -> None:
         assert len(list((tmp_path / "uploads").iterdir())) == 1
 
 
+PANE_SIZES = [(100, 30), (140, 45), (200, 60)]
+RESULTS = ("#progress", "#transfer", "#results")
+
+
+def shown(app: ExplorerApp) -> str:
+    return app.query_one(StreamPane).transfer_shown
+
+
+def shown_peak_mib(app: ExplorerApp) -> float | None:
+    """The peak RSS growth the pane displays, in MiB (None while it shows none)."""
+    found = re.search(r"peak during the download ([+-][\d,.]+) MiB", shown(app))
+    return None if found is None else float(found.group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("size", PANE_SIZES)
+async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=size) as pilot:
+        pane = await open_pane(app, pilot)
+        app.query_one("#pane-stream #size", Input).value = "4"
+        await pilot.pause(0.1)
+        assert problems_of(pane, RESULTS) == []
+        await pilot.press("r")  # generates a 4 MiB file, then downloads it
+        await eventually(lambda: "complete" in shown(app), within=20)
+        await eventually(lambda: shown_peak_mib(app) is not None, within=5)
+        await pilot.pause(0.1)
+        assert problems_of(pane, RESULTS) == []
+        assert app.query_one("#pane-stream #transfer", Static).size.height == 4
+
+
+async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        field = app.query_one("#pane-stream #size", Input)
+        field.value = "2"
+        field.focus()
+        await pilot.pause()
+        await pilot.press("enter")  # the pane's run: a 2 MiB download
+        await eventually(
+            lambda: pane.transfer is not None and pane.transfer.outcome == "complete", 20
+        )
+        assert pane.transfer is not None
+        assert pane.transfer.total == 2 * MiB
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await pilot.pause(0.5)
+    assert app.return_code == 0
+
+
+async def test_pane_peak_rss_right_and_pitfall_on_defaults(tmp_path: Path) -> None:
+    """r on defaults (64 MiB), then b and r: the peak growth the pane displays."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_pane(app, pilot)
+        assert app.query_one("#pane-stream #size", Input).value == "64"
+        await pilot.press("r")
+        await eventually(lambda: "complete" in shown(app), within=30)
+        await eventually(lambda: shown_peak_mib(app) is not None, within=5)
+        right = shown_peak_mib(app)
+        assert right is not None
+        assert right <= 16
+        assert "× the 64 MiB file" in shown(app)
+
+        await pilot.press("b")
+        first = pane.file
+        await pilot.press("r")  # the same file, read whole this time
+        await eventually(
+            lambda: pane.transfer is not None and pane.transfer.finished is not None, 30
+        )
+        await eventually(lambda: "complete" in shown(app), within=5)
+        await eventually(lambda: (shown_peak_mib(app) or 0) >= 0.8 * 64, within=5)
+        assert pane.file == first
+        lesson = str(app.query_one("#pane-stream #lesson", Static).render())
+        assert "peak" in lesson
+        await pilot.press("b")
+        for sample in (tmp_path / "files").iterdir():
+            sample.unlink()
+
+
 async def test_pane_refuses_a_bad_size(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -473,38 +586,87 @@ async def test_pane_refuses_a_bad_size(tmp_path: Path) -> None:
 # -- snapshot (every live number frozen) ------------------------------------------------
 
 
+FROZEN_STREAM_STATS = {
+    "rss_bytes": 83 * MiB,
+    "downloads_active": 0,
+    "downloads_aborted": 0,
+    "open_fds": 17,
+    "uploads_stored": 0,
+}
+
+
+async def show_frozen(
+    pilot: Pilot[Any], transfer: Transfer, last_download: dict[str, Any], lines: list[str]
+) -> StreamPane:
+    """The pane after ``transfer``, with the server's figures frozen."""
+    assert isinstance(pilot.app, ExplorerApp)
+    while not pilot.app.query(StreamPane):
+        await pilot.pause(0.02)
+    await pilot.press(key_of(StreamPane))
+    pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+    pane = pilot.app.query_one(StreamPane)
+    pane.workers.cancel_group(pane, "stream-stats")
+    while pilot.app.focused is not pane.query_one("#download"):  # the app moves focus in
+        await pilot.pause(0.02)
+    pane.transfer = transfer
+    pane.server = FROZEN_STREAM_STATS | {"last_download": last_download}
+    for line in lines:
+        pane.post_message(StreamPane.Done(line))
+    return pane
+
+
+def frozen_books(name: str, before_mib: float, growth_mib: float, sent: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "rss_before_bytes": int(before_mib * MiB),
+        "rss_peak_bytes": int((before_mib + growth_mib) * MiB),
+        "peak_growth_bytes": int(growth_mib * MiB),
+        "bytes_sent": sent,
+        "finished": True,
+    }
+
+
 def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(StreamPane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(StreamPane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(StreamPane)
-        pane.workers.cancel_group(pane, "stream-stats")
-        await pilot.pause(0.05)
-        pane.transfer = Transfer(
-            "sample-1GiB-5eed0000.bin",
+        name = "sample-1GiB-5eed0000.bin"
+        transfer = Transfer(
+            name,
             1024**3,
-            received=400 * 1024**2,
+            received=400 * MiB,
             started=10.0,
             finished=12.0,
             outcome="cancelled: the server stops at its next chunk",
         )
-        pane.rss_at_start = 80 * 1024**2
-        pane.server = {
-            "rss_bytes": 83 * 1024**2,
-            "downloads_active": 0,
-            "downloads_aborted": 1,
-            "open_fds": 17,
-            "uploads_stored": 0,
-        }
-        pane.post_message(
-            StreamPane.Done("generated sample-1GiB-5eed0000.bin (1,073,741,824 bytes)")
-        )
-        pane.post_message(StreamPane.Done("download sample-1GiB-5eed0000.bin: cancelled"))
+        lines = [
+            f"generated {name} (1,073,741,824 bytes)",
+            f"download {name} (FileResponse): cancelled: the server stops at its next chunk",
+        ]
+        pane = await show_frozen(pilot, transfer, frozen_books(name, 80, 3.2, 400 * MiB), lines)
+        pane.server["downloads_aborted"] = 1
         await pilot.pause(0.4)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
+def test_stream_pane_after_a_blocking_run(
+    snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """r on defaults in blocking mode: 64 MiB read whole, the peak beside RSS now."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, ExplorerApp)
+        name = "sample-64MiB-5eed0000.bin"
+        transfer = Transfer(name, 64 * MiB, received=64 * MiB, started=10.0, finished=10.5)
+        transfer.outcome = "complete"
+        lines = [f"generated {name} (67,108,864 bytes)", f"download {name} (read whole): complete"]
+        await show_frozen(pilot, transfer, frozen_books(name, 81.4, 64.6, 64 * MiB), lines)
+        pilot.app.blocking_switch.set(True)
+        await pilot.pause(0.4)
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Input, Static
 from explorer.app import ExplorerApp
 from explorer.panes.tasks import TasksPane
 from explorer.registry import PANES
+from explorer.widgets.tasks_outcome import Run
 from explorer.widgets.top_bar import TopBar
 from server.jobs import (
     CRASHED,
@@ -39,6 +40,7 @@ from server.settings import Settings
 from tests.conftest import eventually, set_blocking
 
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of
 
 Job = dict[str, Any]
 
@@ -543,6 +545,96 @@ async def test_pane_shows_the_fire_and_forget_pitfall(tmp_path: Path) -> None:
         assert "no reference" in str(app.query_one("#pane-tasks #lesson", Static).content)
 
 
+PANE_SIZES = [(100, 30), (140, 45), (200, 60)]
+RESULTS = ("#outcome", "#counts", "#jobs")
+
+
+def cell_texts(pane: TasksPane, job_id: int) -> list[str]:
+    """A job's row as the table shows it."""
+    return [str(cell) for cell in pane.query_one("#jobs", DataTable).get_row(str(job_id))]
+
+
+@pytest.mark.parametrize("size", PANE_SIZES)
+async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=size) as pilot:
+        pane = await open_tasks(app, pilot)
+        await pilot.pause(0.1)
+        assert problems_of(pane, RESULTS) == []
+        await pilot.press("r")
+        await eventually(lambda: "failed" in pane.outcome_text, within=10)
+        await pilot.pause(0.1)
+        assert problems_of(pane, RESULTS) == []
+        table = pane.query_one("#jobs", DataTable)
+        assert table.size.height - 1 >= 5  # header, then at least five jobs in view
+        assert not table.show_horizontal_scrollbar  # a long error is cut, not scrolled
+        if size[0] >= 140:  # room for the whole error in the table too
+            failed = next(iter(pane.jobs))
+            assert any("simulated failure" in cell for cell in cell_texts(pane, failed))
+
+
+async def test_pane_keys_enter_runs_escape_leaves_q_quits(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_tasks(app, pilot)
+        field = app.query_one("#pane-tasks #duration", Input)
+        field.focus()
+        await pilot.pause()
+        await pilot.press("enter")  # Fire & forget, the highlighted button
+        await eventually(lambda: len(pane.jobs) == 1, within=10)
+        assert pane.run is not None
+        assert pane.run.action == "fire_and_forget"
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await pilot.pause(0.5)
+    assert app.return_code == 0
+
+
+async def test_pane_fire_and_forget_lesson_on_defaults(tmp_path: Path) -> None:
+    """r on defaults, then b and r: from the result line and the table as displayed."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_tasks(app, pilot)
+        await pilot.press("r")  # fire-and-forget a "fail" job of 0.5 s
+        await eventually(lambda: "failed" in pane.outcome_text, within=10)
+        assert pane.run is not None
+        (right,) = pane.run.job_ids
+        assert f"ValueError: simulated failure in job {right}" in pane.outcome_text
+        cells = cell_texts(pane, right)
+        assert cells[3] == "failed"
+        assert cells[6].startswith("ValueError")
+
+        await pilot.press("b")
+        await pilot.press("r")
+        await eventually(lambda: "still 'running'" in pane.outcome_text, within=10)
+        (pitfall,) = pane.run.job_ids
+        assert pitfall != right
+        assert "nobody hears its ValueError" in pane.outcome_text
+        cells = cell_texts(pane, pitfall)
+        assert cells[3] == "running"  # long past its 0.5 s, and it will stay so
+        assert cells[6] == ""  # the exception is nowhere
+        lesson = str(app.query_one("#pane-tasks #lesson", Static).render())
+        assert "no reference" in lesson
+        await pilot.press("b")
+
+
+async def test_pane_debounce_and_background_results(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_tasks(app, pilot)
+        app.query_one("#duration", Input).value = "0.1"
+        await pilot.click("#pane-tasks #do-background")
+        await eventually(lambda: "the next still ran" in pane.outcome_text, within=10)
+        assert "after the response" in pane.outcome_text
+        await pilot.click("#pane-tasks #do-debounce")
+        await eventually(lambda: "10 triggers → 1 run (1 finished)" in pane.outcome_text, 10)
+        await pilot.press("b")
+        await pilot.press("r")  # r repeats the last button: debounce, now without it
+        await eventually(lambda: "10 triggers → 10 runs" in pane.outcome_text, within=10)
+        await pilot.press("b")
+
+
 async def test_pane_refuses_a_bad_duration(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -561,8 +653,9 @@ def frozen_job(job_id: int, kind: str, state: str, **extra: Any) -> dict[str, An
     return {
         "id": job_id,
         "kind": kind,
-        "origin": "background",
+        "origin": extra.get("origin", "background"),
         "state": state,
+        "duration_s": 0.5,
         "created_at": None,
         "started_at": None,
         "finished_at": None,
@@ -573,31 +666,65 @@ def frozen_job(job_id: int, kind: str, state: str, **extra: Any) -> dict[str, An
     }
 
 
+BACKGROUND_BATCH = (
+    frozen_job(1, "sleep", "done", duration_ms=500.4, after=0.6),
+    frozen_job(
+        2,
+        "fail",
+        "failed",
+        duration_ms=501.0,
+        after=501.3,
+        error="ValueError: simulated failure in job 2",
+    ),
+    frozen_job(3, "sleep", "running", after=1002.0),
+)
+
+FIRE_AND_FORGET_FAILED = frozen_job(
+    4,
+    "fail",
+    "failed",
+    origin="fire_and_forget",
+    duration_ms=501.2,
+    error="ValueError: simulated failure in job 4",
+)
+
+
+async def show_frozen(pilot: Pilot[Any], jobs: tuple[dict[str, Any], ...], run: Run) -> None:
+    """The pane with these jobs in its table and ``run`` as the last action."""
+    assert isinstance(pilot.app, ExplorerApp)
+    while not pilot.app.query(TasksPane):
+        await pilot.pause(0.02)
+    await pilot.press(key_of(TasksPane))
+    pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
+    pane = pilot.app.query_one(TasksPane)
+    kinds = pane.query_one("#kind")
+    while not pane.connected or pilot.app.focused is not kinds:  # the app moves focus in
+        await pilot.pause(0.02)
+    for job in jobs:
+        pane.post_message(TasksPane.StreamEvent("job", job))
+    pane.last_action = run.action
+    pane.post_message(TasksPane.ActionDone(run, "", True))
+    await pilot.pause(0.2)
+
+
 def test_tasks_pane_with_a_failed_job(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(TasksPane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(TasksPane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(TasksPane)
-        while not pane.connected:
-            await pilot.pause(0.02)
-        for job in (
-            frozen_job(1, "sleep", "done", duration_ms=500.4, after=0.6),
-            frozen_job(
-                2,
-                "fail",
-                "failed",
-                duration_ms=501.0,
-                after=501.3,
-                error="ValueError: simulated failure in job 2",
-            ),
-            frozen_job(3, "sleep", "running", after=1002.0),
-        ):
-            pane.post_message(TasksPane.StreamEvent("job", job))
-        await pilot.pause(0.2)
+        await show_frozen(pilot, BACKGROUND_BATCH, Run("background", job_ids=(1, 2, 3)))
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
+def test_tasks_pane_after_a_default_run(
+    snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """r on defaults: fire-and-forget of a failing job, its error on the result line."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        jobs = (*BACKGROUND_BATCH[:2], FIRE_AND_FORGET_FAILED)
+        await show_frozen(pilot, jobs, Run("fire_and_forget", job_ids=(4,)))
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -4,69 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 from httpx_sse import aconnect_sse
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Log, Static
+from textual.reactive import reactive
+from textual.widgets import Button, Input, Label, Static
 
 from server.monitor import Stall
 from server.routes import sse as routes
 
 from ..code_source import SourceBlock, source_of
+from ..widgets.follow_log import FollowLog
 from ..widgets.number_field import invalid_fields, number_input
+from ..widgets.sse_figures import WATCH_S, Leave, Swarm, describe, figures_text, leave_result
 from .base import PatternPane
 
 #: how often the figures line redraws (counters only; events go to the log as they come)
 REFRESH_S = 0.25
 #: events kept in the log view
 LOG_LINES = 300
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def describe(event: str, data: str) -> str:
-    """One short line for an event's data (the JSON as sent when it is not a known kind)."""
-    try:
-        d = json.loads(data)
-        if event == "tick":
-            return f"n={d['n']} value={d['value']}"
-        if event == "stall":
-            return f"{d['duration_ms']:.0f} ms {d['kind']} at {d['location']} ({d['route']})"
-        if event == "job":
-            return f"job {d['id']} {d['kind']} {d['state']}"
-    except (ValueError, KeyError, TypeError):
-        pass
-    return data[:160]
-
-
-@dataclass
-class Swarm:
-    """The pane's N subscribers: plain counters the refresh timer reads."""
-
-    open: int = 0
-    delivered: int = 0
-    errors: int = 0
-    lags_ms: list[float] = field(default_factory=list)  # the last few thousand
-
-    def record(self, lag_ms: float) -> None:
-        self.delivered += 1
-        self.lags_ms.append(lag_ms)
-        if len(self.lags_ms) > 5000:
-            del self.lags_ms[:2500]
 
 
 class SsePane(PatternPane):
@@ -77,14 +39,17 @@ class SsePane(PatternPane):
     SUMMARY: ClassVar[str] = "a feed with ids, heartbeat and resume; many subscribers; leaks"
 
     DEFAULT_CSS = """
-    SsePane #controls, SsePane #swarm-controls { height: auto; }
-    SsePane Button { margin-right: 1; }
-    SsePane Label { padding: 1 1 0 1; }
-    SsePane #subscribers { width: 10; }
-    SsePane #lesson { height: auto; color: $text-muted; }
+    SsePane #controls, SsePane #swarm-controls { height: 1; }
+    SsePane #swarm-controls { margin-top: 1; }
+    SsePane Button { min-width: 0; margin-right: 1; }
+    SsePane Label { padding: 0 1 0 0; }
+    SsePane #subscribers { width: 6; margin-right: 1; }
+    /* a fixed height: a lesson of another length must not resize the log below (a log
+       no longer at its end stops following new lines) */
+    SsePane #lesson { height: 3; color: $text-muted; margin-top: 1; }
     SsePane #lesson.-blocking { color: $error; }
-    SsePane #figures { height: 3; }
-    SsePane #events { height: 1fr; }
+    SsePane #figures { height: 4; }
+    SsePane #events { height: 1fr; min-height: 3; }
     """
 
     class FeedEvent(Message):
@@ -103,6 +68,9 @@ class SsePane(PatternPane):
             super().__init__()
             self.stats = stats
 
+    #: the button pressed last: which lesson and which code the pane shows
+    last_action: reactive[str] = reactive("follow", init=False)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.last_id: str | None = None
@@ -112,25 +80,27 @@ class SsePane(PatternPane):
         self.ids_seen: list[str] = []
         self.swarm = Swarm()
         self.server: dict[str, Any] = {}
-        self.last_action = "follow"
+        #: the last "Ticker, leave after 3" (None before the first)
+        self.leave: Leave | None = None
+        self._shown_figures = ""
         # Held, not queried: the feed and the timer update them during teardown too.
-        self._log = Log(max_lines=LOG_LINES, id="events")
+        self._log = FollowLog(max_lines=LOG_LINES, id="events")
         self._figures = Static(id="figures")
         self._lesson = Static(id="lesson")
         self._swarm_tasks: set[asyncio.Task[None]] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="controls"):
-            yield Button("Follow feed", id="follow", variant="primary")
-            yield Button("Drop", id="drop")
-            yield Button("Resume", id="resume")
-            yield Button("Ticker, leave after 3", id="leave")
-            yield Button("End leaks", id="end-leaks")
+            yield Button("Follow feed", id="follow", variant="primary", compact=True)
+            yield Button("Drop", id="drop", compact=True)
+            yield Button("Resume", id="resume", compact=True)
+            yield Button("Ticker, leave after 3", id="leave", compact=True)
+            yield Button("End leaks", id="end-leaks", compact=True)
         with Horizontal(id="swarm-controls"):
             yield Label("subscribers")
             yield number_input("subscribers", "100", 1, 1000, "Subscribers")
-            yield Button("Open swarm", id="swarm-open")
-            yield Button("Close swarm", id="swarm-close")
+            yield Button("Open swarm", id="swarm-open", compact=True)
+            yield Button("Close swarm", id="swarm-close", compact=True)
         yield self._lesson
         yield self._figures
         yield self._log
@@ -146,25 +116,50 @@ class SsePane(PatternPane):
 
     # -- buttons --------------------------------------------------------------------------
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        button = event.button.id or ""
-        self.last_action = button
-        if button == "follow":
-            self.follow(None)
-        elif button == "drop":
-            self.drop()
-        elif button == "resume":
-            self.follow(self.last_id)
-        elif button == "leave":
-            self.leave_ticker()
-        elif button == "end-leaks":
-            self.end_leaks()
-        elif button == "swarm-open":
-            self.open_swarm()
-        elif button == "swarm-close":
-            self.run_worker(self._close_swarm(), group="sse-swarm")
+    def _pressed(self, action: str) -> None:
+        self.last_action = action
+
+    def watch_last_action(self) -> None:
         self._show_lesson()
+
+    @on(Button.Pressed, "#follow")
+    def _follow(self) -> None:
+        self._pressed("follow")
+        self.follow(None)
+
+    @on(Button.Pressed, "#drop")
+    def _drop(self) -> None:
+        self._pressed("drop")
+        self.drop()
+
+    @on(Button.Pressed, "#resume")
+    def _resume(self) -> None:
+        self._pressed("resume")
+        self.follow(self.last_id)
+
+    @on(Button.Pressed, "#leave")
+    def _leave(self) -> None:
+        self._pressed("leave")
+        self.leave_ticker()
+
+    @on(Button.Pressed, "#end-leaks")
+    def _end_leaks(self) -> None:
+        self._pressed("end-leaks")
+        self.end_leaks()
+
+    @on(Button.Pressed, "#swarm-open")
+    def _swarm_open(self) -> None:
+        self._pressed("swarm-open")
+        self.open_swarm()
+
+    @on(Button.Pressed, "#swarm-close")
+    def _swarm_close(self) -> None:
+        self._pressed("swarm-close")
+        self.run_worker(self._close_swarm(), group="sse-swarm")
+
+    def submit(self, field: Input) -> None:
+        """Enter in the subscribers field opens the swarm (the field's own action)."""
+        self._swarm_open()
 
     def action_run(self) -> None:
         """The ``r`` key: follow the feed (or resume it if it was dropped)."""
@@ -218,21 +213,34 @@ class SsePane(PatternPane):
 
     # -- the pitfall ----------------------------------------------------------------------
 
-    @work(group="sse-leave")
+    @work(group="sse-leave", exclusive=True)
     async def leave_ticker(self) -> None:
-        """Subscribe to the ticker, take three ticks, leave (a browser tab closed)."""
+        """Subscribe to the ticker, take three ticks, leave (a browser tab closed).
+
+        Then wait ``WATCH_S`` and read the server's books on that very response (the
+        ``X-Ticker-Stream`` header names them): is anything still ticking for nobody?
+        """
+        http = self.context.http
+        pitfall = self.context.blocking.enabled
+        self.leave = Leave("reading")
         try:
-            async with aconnect_sse(self.context.http, "GET", "/sse/ticker?interval=0.1") as source:
+            async with aconnect_sse(http, "GET", "/sse/ticker?interval=0.1") as source:
                 source.response.raise_for_status()
+                stream = int(source.response.headers[routes.TICKER_HEADER])
                 ticks = 0
                 async for event in source.aiter_sse():
                     ticks += event.event == "tick"
+                    self.leave = Leave("reading", ticks)
                     if ticks >= 3:
                         break
+            self.leave = Leave("watching", ticks)
+            await asyncio.sleep(WATCH_S)
+            stats = (await http.get("/sse/stats")).json()
+            self.leave = leave_result(stream, ticks, stats, pitfall)
         except httpx.HTTPStatusError as exc:
-            self.notify(exc.response.text[:200], title="Ticker refused", severity="warning")
-        except httpx.HTTPError as exc:
-            self.notify(f"{type(exc).__name__}", title="Ticker", severity="error")
+            self.leave = Leave("error", error=f"refused: {exc.response.text[:100]}")
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self.leave = Leave("error", error=f"{type(exc).__name__}: {exc}"[:100])
 
     @work(group="sse-leave")
     async def end_leaks(self) -> None:
@@ -300,31 +308,21 @@ class SsePane(PatternPane):
         self.server = message.stats
 
     def _show_figures(self) -> None:
-        s, swarm = self.server, self.swarm
-        text = Text()
-        text.append("server ", style="bold")
-        text.append(
-            f"streams {s.get('streams', '-')}  subscribers {s.get('subscribers', '-')}  "
-            f"last id {s.get('last_id', '-')}  "
-        )
-        leaked = s.get("leaked_producers", 0)
-        text.append(
-            f"leaked producers {leaked} ({s.get('unread_ticks', 0)} ticks for nobody)",
-            style="bold red" if leaked else "",
-        )
-        text.append("\nswarm  ", style="bold")
-        text.append(
-            f"open {swarm.open}  delivered {swarm.delivered:,}  "
-            f"lag p50 {percentile(swarm.lags_ms, 0.5):.1f} ms  "
-            f"p99 {percentile(swarm.lags_ms, 0.99):.1f} ms  errors {swarm.errors}"
-        )
-        text.append("\nfeed   ", style="bold")
-        text.append(
+        """Redraw the figures (4 Hz), only when a number in them has changed."""
+        feed = (
             f"{'following' if self.following else 'not connected'}  "
             f"last id seen {self.last_id or '-'}  resumes {self.resumes}  "
-            f"missed reports {len(self.gaps)}"
+            f"missed {len(self.gaps)}"
         )
-        self._figures.update(text, layout=False)
+        text = figures_text(self.server, self.leave, self.swarm, feed)
+        if text.plain != self._shown_figures:
+            self._shown_figures = text.plain
+            self._figures.update(text, layout=False)
+
+    @property
+    def figures_shown(self) -> str:
+        """The figures as displayed (plain text)."""
+        return self._shown_figures
 
     # -- lesson and code ------------------------------------------------------------------
 
@@ -332,20 +330,20 @@ class SsePane(PatternPane):
         blocking = self.context.blocking.enabled
         if self.last_action in ("leave", "end-leaks"):
             lesson = (
-                "Blocking mode: the ticker hands its work to a producer task and never "
-                "cancels it. FastAPI cancels the generator when you leave, the producer "
-                "keeps ticking for nobody: watch 'leaked producers' grow."
+                "Blocking mode: the ticker hands its ticking to a producer task it never "
+                "cancels. FastAPI cancels the generator when you leave; the producer "
+                "ticks on for nobody (the ticker line) until End leaks."
                 if blocking
-                else "The generator does the ticking itself: when you leave, FastAPI "
-                "cancels it and nothing is left running (leaked producers stays 0). "
-                "Press b and try again."
+                else "The generator ticks itself: when you leave, FastAPI cancels it and "
+                "nothing ticks on (the ticker line counts what does). Press b, try again."
             )
         else:
             lesson = (
-                "Every event has an id. Drop, wait, Resume: the client sends Last-Event-ID "
-                "and the server replays from its ring, no gap, no duplicate (a 'missed' "
-                "event if the ring no longer covers it). Heartbeats carry no id."
+                "Every event has an id. Drop, wait, Resume: Last-Event-ID makes the server "
+                "replay from its ring, no gap, no duplicate ('missed' if it no longer can)."
             )
+            if blocking:
+                lesson += " The feed has no pitfall form: try 'Ticker, leave after 3'."
         self._lesson.update(lesson)
         self._lesson.set_class(blocking and self.last_action == "leave", "-blocking")
 

@@ -6,50 +6,27 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Log, ProgressBar, Static
+from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from server import files_export, files_uploads
 from server.monitor import Stall
 from server.routes import stream as routes
 
 from ..code_source import SourceBlock, source_of
+from ..widgets.follow_log import FollowLog
 from ..widgets.number_field import invalid_fields, number_input
+from ..widgets.stream_figures import MiB, Transfer, transfer_text
 from .base import PatternPane
 
-MiB = 1024 * 1024
 #: progress redraws at most this often (the download itself runs at full speed)
 REFRESH_S = 0.25
-
-
-@dataclass
-class Transfer:
-    """A download in flight: counters the refresh timer reads."""
-
-    name: str
-    total: int
-    received: int = 0
-    started: float = 0.0
-    finished: float | None = None
-    outcome: str = "running"
-
-    @property
-    def rate(self) -> float:
-        elapsed = (self.finished or time.monotonic()) - self.started
-        return self.received / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        rate = self.rate
-        return (self.total - self.received) / rate if rate > 0 else None
 
 
 class StreamPane(PatternPane):
@@ -60,16 +37,19 @@ class StreamPane(PatternPane):
     SUMMARY: ClassVar[str] = "downloads with progress and Range, CSV and report streams, uploads"
 
     DEFAULT_CSS = """
-    StreamPane #controls, StreamPane #more { height: auto; }
-    StreamPane Button { margin-right: 1; }
-    StreamPane Label { padding: 1 1 0 1; }
-    StreamPane #size { width: 10; }
-    StreamPane #lesson { height: auto; color: $text-muted; }
+    StreamPane #controls, StreamPane #more { height: 1; }
+    StreamPane #more { margin-top: 1; }
+    StreamPane Button { min-width: 0; margin-right: 1; }
+    StreamPane Label { padding: 0 1 0 0; }
+    StreamPane #size { width: 6; margin-right: 1; }
+    /* a fixed height: a lesson of another length must not resize the log below (a log
+       no longer at its end stops following new lines) */
+    StreamPane #lesson { height: 3; color: $text-muted; margin-top: 1; }
     StreamPane #lesson.-blocking { color: $error; }
-    StreamPane #progress { height: 1; margin: 1 0 0 0; }
+    StreamPane #progress { height: 1; }
     StreamPane #progress Bar { width: 1fr; }
-    StreamPane #transfer { height: 3; }
-    StreamPane #results { height: 1fr; }
+    StreamPane #transfer { height: 4; }
+    StreamPane #results { height: 1fr; min-height: 3; }
     """
 
     class Done(Message):
@@ -90,24 +70,24 @@ class StreamPane(PatternPane):
         self.file: dict[str, Any] | None = None
         self.transfer: Transfer | None = None
         self.server: dict[str, Any] = {}
-        self.rss_at_start: int | None = None
         self.last_action = "download"
+        self._shown_transfer = ""
         self._bar = ProgressBar(id="progress", show_eta=False, total=100)
         self._transfer_line = Static(id="transfer")
-        self._log = Log(max_lines=300, id="results")
+        self._log = FollowLog(max_lines=300, id="results")
         self._lesson = Static(id="lesson")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="controls"):
             yield Label("size (MiB)")
             yield number_input("size", "64", 1, 1024, "File size (MiB)")
-            yield Button("Generate", id="generate")
-            yield Button("Download", id="download", variant="primary")
-            yield Button("Cancel", id="cancel")
+            yield Button("Download", id="download", variant="primary", compact=True)
+            yield Button("Cancel", id="cancel", compact=True)
+            yield Button("Generate", id="generate", compact=True)
         with Horizontal(id="more"):
-            yield Button("CSV export", id="csv")
-            yield Button("Report", id="report")
-            yield Button("Upload", id="upload")
+            yield Button("CSV export", id="csv", compact=True)
+            yield Button("Report", id="report", compact=True)
+            yield Button("Upload", id="upload", compact=True)
         yield self._lesson
         yield self._bar
         yield self._transfer_line
@@ -121,63 +101,90 @@ class StreamPane(PatternPane):
 
     # -- buttons --------------------------------------------------------------------------
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        button = event.button.id or ""
-        if button == "cancel":
-            self.workers.cancel_group(self, "stream-download")
-            return
+    def _asked_size(self) -> int | None:
+        """The size field in bytes, or None (and a message) when it is not valid."""
         size_field = self.query_one("#size", Input)
-        if button in ("generate", "upload"):
-            problems = invalid_fields(size_field)
-            if problems:
-                self.notify(problems[0][1], title="Invalid input", severity="error")
-                return
-        self.last_action = button
+        problems = invalid_fields(size_field)
+        if problems:
+            self.notify(problems[0][1], title="Invalid input", severity="error")
+            return None
+        return int(size_field.value) * MiB
+
+    def _start(self, action: str) -> None:
+        self.last_action = action
         self._show_lesson()
-        if button == "generate":
-            self.generate(int(size_field.value) * MiB)
-        elif button == "download":
-            self.download()
-        elif button == "csv":
-            self.fetch("/stream/export.csv?batch=200", "CSV export")
-        elif button == "report":
-            self.fetch("/stream/report?delay=0.3", "Report")
-        elif button == "upload":
-            self.upload(int(size_field.value) * MiB)
+
+    @on(Button.Pressed, "#download")
+    def _download(self) -> None:
+        self.action_run()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.workers.cancel_group(self, "stream-download")
+
+    @on(Button.Pressed, "#generate")
+    def _generate(self) -> None:
+        size = self._asked_size()
+        if size is not None:
+            self._start("generate")
+            self.generate(size)
+
+    @on(Button.Pressed, "#csv")
+    def _csv(self) -> None:
+        self._start("csv")
+        self.fetch("/stream/export.csv?batch=200", "CSV export")
+
+    @on(Button.Pressed, "#report")
+    def _report(self) -> None:
+        self._start("report")
+        self.fetch("/stream/report?delay=0.3", "Report")
+
+    @on(Button.Pressed, "#upload")
+    def _upload(self) -> None:
+        size = self._asked_size()
+        if size is not None:
+            self._start("upload")
+            self.upload(size)
 
     def action_run(self) -> None:
-        """The ``r`` key: download (generating a file first if there is none)."""
-        self.download()
-
-    # -- workers --------------------------------------------------------------------------
+        """The ``r`` key: download a file of the size asked (generated first if need be)."""
+        size = self._asked_size()
+        if size is not None:
+            self._start("download")
+            self.download(size)
 
     @work(group="stream-generate", exclusive=True)
     async def generate(self, size: int) -> None:
+        await self._generated(size)
+
+    async def _generated(self, size: int) -> bool:
+        """Have the server generate a sample file of ``size`` bytes; True if it did."""
         try:
             response = await self.context.http.post("/stream/files", json={"size_bytes": size})
             if response.status_code != 201:
                 self.post_message(self.Done(f"generate: {response.status_code} {response.text}"))
-                return
+                return False
             self.file = response.json()
             self.post_message(self.Done(f"generated {self.file['name']} ({size:,} bytes)"))
+            return True
         except httpx.HTTPError as exc:
             self.post_message(self.Done(f"generate: {type(exc).__name__}", ok=False))
+            return False
 
     @work(group="stream-download", exclusive=True)
-    async def download(self) -> None:
-        """Stream the file, counting bytes as they arrive; the bar redraws from the counts."""
+    async def download(self, size: int) -> None:
+        """Stream the file, counting bytes as they arrive; the bar redraws from the counts.
+
+        The file is the last one generated if it has the size asked, else a new one.
+        """
         http = self.context.http
-        if self.file is None:
-            listing = (await http.get("/stream/files")).json()
-            if not listing:
-                self.post_message(self.Done("no file yet: press Generate first", ok=False))
-                return
-            self.file = listing[-1]
+        if (self.file is None or self.file["size"] != size) and not await self._generated(size):
+            return
+        assert self.file is not None
         name = self.file["name"]
+        form = "read whole" if self.context.blocking.enabled else "FileResponse"
         transfer = Transfer(name, self.file["size"], started=time.monotonic())
         self.transfer = transfer
-        self.rss_at_start = self.server.get("rss_bytes")
         try:
             async with http.stream("GET", f"/stream/files/{name}", timeout=None) as response:
                 if response.status_code != 200:
@@ -194,7 +201,7 @@ class StreamPane(PatternPane):
             transfer.outcome = f"{type(exc).__name__}"
         finally:
             transfer.finished = time.monotonic()
-            self.post_message(self.Done(f"download {name}: {transfer.outcome}"))
+            self.post_message(self.Done(f"download {name} ({form}): {transfer.outcome}"))
 
     @work(group="stream-fetch")
     async def fetch(self, path: str, title: str) -> None:
@@ -262,30 +269,19 @@ class StreamPane(PatternPane):
     # -- drawing --------------------------------------------------------------------------
 
     def _show_transfer(self) -> None:
-        t, s = self.transfer, self.server
-        text = Text()
+        """Redraw the bar and the figures (4 Hz), only when a figure has changed."""
+        t = self.transfer
         if t is not None:
             self._bar.update(total=max(t.total, 1), progress=t.received)
-            eta = t.eta_s
-            text.append(
-                f"{t.received / MiB:,.1f} / {t.total / MiB:,.1f} MiB  "
-                f"{t.rate / MiB:,.1f} MiB/s  "
-                f"ETA {'-' if eta is None or t.finished else f'{eta:.1f} s'}  {t.outcome}"
-            )
-        text.append("\nserver ", style="bold")
-        rss = s.get("rss_bytes")
-        growth = (
-            ""
-            if rss is None or self.rss_at_start is None
-            else (f" ({(rss - self.rss_at_start) / MiB:+.1f} since the download started)")
-        )
-        text.append(
-            f"RSS {0 if rss is None else rss / MiB:,.1f} MiB{growth}\n       "
-            f"downloads active {s.get('downloads_active', '-')}  "
-            f"aborted {s.get('downloads_aborted', '-')}  open fds {s.get('open_fds', '-')}  "
-            f"uploads kept {s.get('uploads_stored', '-')}"
-        )
-        self._transfer_line.update(text, layout=False)
+        text = transfer_text(t, self.server)
+        if text.plain != self._shown_transfer:
+            self._shown_transfer = text.plain
+            self._transfer_line.update(text, layout=False)
+
+    @property
+    def transfer_shown(self) -> str:
+        """The figures under the bar as displayed (plain text)."""
+        return self._shown_transfer
 
     def _show_lesson(self) -> None:
         blocking = self.context.blocking.enabled
@@ -302,14 +298,15 @@ class StreamPane(PatternPane):
             )
         elif blocking:
             lesson = (
-                "Blocking mode: the handler reads the whole file with open().read(): the "
-                "loop stalls for the read (the UI too) and the server's RSS grows by the "
-                "file's size before the first byte goes out."
+                "Blocking mode: open().read() reads the whole file on the loop: it stalls "
+                "(the UI too), and the server holds all of it until the download ends: "
+                "read the peak (RSS 'now' is back down by then)."
             )
         else:
             lesson = (
-                "FileResponse: async chunked reads from the server's own directory, Range "
-                "supported, memory flat. Cancel mid-way: the server stops at its next chunk."
+                "FileResponse: 256 KiB async reads from the server's own directory, Range "
+                "supported: the RSS peak stays small whatever the size. Cancel: the server "
+                "stops at its next chunk."
             )
         self._lesson.update(lesson)
         self._lesson.set_class(blocking and self.last_action == "download", "-blocking")

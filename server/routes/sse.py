@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast, get_args
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response, status
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,7 +45,15 @@ from ..deps import BlockingMode
 from ..jobs import JobStore
 from ..monitor import LoopMonitor
 from ..sse_bus import BadEventId, Gap, Subscriber
-from ..sse_feeds import LEAK_QUEUE, MAX_LEAKED, TICK_MAX_S, TICK_MIN_S, SseHub, tick_value
+from ..sse_feeds import (
+    LEAK_QUEUE,
+    MAX_LEAKED,
+    TICK_MAX_S,
+    TICK_MIN_S,
+    SseHub,
+    TickerBooks,
+    tick_value,
+)
 
 log = logging.getLogger("fastasync.sse")
 
@@ -57,6 +65,8 @@ RETRY_MS = 1000
 TICKER_MIN_S = 0.01
 TICKER_MAX_S = 60.0
 TICKER_MAX_COUNT = 1_000_000
+#: names a ticker response's books in ``GET /sse/stats`` ("tickers")
+TICKER_HEADER = "X-Ticker-Stream"
 
 
 @asynccontextmanager
@@ -260,28 +270,25 @@ def tick_event(n: int) -> ServerSentEvent:
     )
 
 
-@dataclass
-class Listener:
-    """Bookkeeping for ``/sse/stats`` only: whether the ticker's client is still there."""
+async def ticker_stream(hub: HubDep, response: Response) -> AsyncIterator[TickerBooks]:
+    """The ticker response's books, closed by FastAPI when the response ends.
 
-    gone: bool = False
-
-
-async def ticker_stream(hub: HubDep) -> AsyncIterator[Listener]:
-    """The ticker response's books, closed by FastAPI when the response ends."""
-    listener = Listener()
+    Bookkeeping for ``/sse/stats`` only; the header tells the client which books are its.
+    """
+    books = hub.open_ticker()
+    response.headers[TICKER_HEADER] = str(books.stream)
     try:
         async with open_stream(hub):
-            yield listener
+            yield books
     finally:
-        listener.gone = True
+        books.gone = True
 
 
 @router.get("/ticker", response_class=EventSourceResponse)
 async def ticker(
     hub: HubDep,
     plan: Annotated[TickerPlan, Depends(ticker_plan)],
-    listener: Annotated[Listener, Depends(ticker_stream)],
+    books: Annotated[TickerBooks, Depends(ticker_stream)],
     blocking: BlockingMode,
 ) -> AsyncIterator[ServerSentEvent]:
     """SSE: numbered ticks; ``Last-Event-ID: n`` resumes at tick n+1.
@@ -291,19 +298,20 @@ async def ticker(
     to a producer task that nothing cancels (see :func:`leaky_ticker`).
     """
     if blocking:
-        async for event in leaky_ticker(hub, plan, listener):
+        async for event in leaky_ticker(hub, plan, books):
             yield event
         return
     n = plan.after
     yield ServerSentEvent(comment=f"ticker from {n + 1}", retry=RETRY_MS)
     while plan.last is None or n < plan.last:
         n += 1
+        hub.tick_made(books)  # for nobody if the client is gone: never, once cancelled
         yield tick_event(n)
         await asyncio.sleep(plan.interval_s)
 
 
 async def leaky_ticker(
-    hub: SseHub, plan: TickerPlan, listener: Listener
+    hub: SseHub, plan: TickerPlan, books: TickerBooks
 ) -> AsyncIterator[ServerSentEvent]:
     """The pitfall: a producer task fills a queue, the generator drains it.
 
@@ -320,8 +328,7 @@ async def leaky_ticker(
         n = plan.after
         while plan.last is None or n < plan.last:
             n += 1
-            if listener.gone:
-                hub.unread_ticks += 1
+            hub.tick_made(books)  # for nobody once the client has gone
             if not queue.full():
                 queue.put_nowait(n)
             await asyncio.sleep(plan.interval_s)
@@ -329,6 +336,7 @@ async def leaky_ticker(
 
     producer = asyncio.create_task(produce(), name="sse-leaky-producer")
     hub.adopt_leak(producer)  # only so the demo stays bounded; the route never cancels it
+    books.producer = producer
     yield ServerSentEvent(comment=f"ticker from {plan.after + 1} (producer task)")
     while (n := await queue.get()) is not None:
         yield tick_event(n)

@@ -4,12 +4,14 @@
   by Starlette's ``FileResponse``: async chunked reads, ``Range`` (206; unsatisfiable 416,
   malformed 400), ``ETag``/``Last-Modified``. Pitfall (blocking mode): the whole file read
   with a plain ``open().read()`` inside the handler - the loop stalls for the read, and the
-  server's memory grows by the file's size.
+  server's memory grows by the file's size. Each download records the server's RSS at its
+  start and at its peak (:class:`server.files_memory.RssWatch`).
 - Uploads stream to disk under a generated name, capped (413, nothing left behind) and
   deleted ``upload_ttl_s`` later by a cleanup task.
 - ``/stream/export.csv``: the job history in keyset batches, formula cells neutralised.
 - ``/stream/report``: an HTML report sent section by section, everything escaped.
-- ``/stream/stats``: active downloads, bytes sent, the server's RSS and open descriptors.
+- ``/stream/stats``: active downloads, bytes sent, the server's RSS and open descriptors,
+  and the last download's RSS peak.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ..deps import BlockingMode, MonitorDep
 from ..files import FILE_NAME_PATTERN, BadName, NoSuchFile, SampleFiles, StoreFull
 from ..files_export import HEAD, TAIL, csv_batches, render_section, sqlite_rows
+from ..files_memory import RssWatch
 from ..files_uploads import TooLarge, UploadsFull, UploadStore
 from ..jobs import JobOut, JobStore
 from ..json_types import JsonInt
@@ -54,6 +57,8 @@ class DownloadBook:
     completed: int = 0
     aborted: int = 0
     bytes_sent: int = 0
+    #: the newest file download's RSS, at its start and at its peak
+    last_download: RssWatch | None = None
 
 
 @dataclass
@@ -104,27 +109,37 @@ class Tracked:
     """Mixin for a response: counts it as an active download and the bytes it sends.
 
     A response that ends without its last body message went out was cut short: the
-    client left (Starlette cancels the send when it sees the disconnect).
+    client left (Starlette cancels the send when it sees the disconnect). A file download
+    also carries its :class:`RssWatch`, sampled as the body goes out.
     """
 
     book: DownloadBook
+    watch: RssWatch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        book = self.book
+        book, watch = self.book, self.watch
         finished = False
 
         async def counting_send(message: Message) -> None:
             nonlocal finished
             await send(message)
             if message["type"] == "http.response.body":
-                book.bytes_sent += len(message.get("body", b""))
+                size = len(message.get("body", b""))
+                book.bytes_sent += size
+                if watch is not None:
+                    watch.sent(size)
                 finished = finished or not message.get("more_body", False)
 
         book.active += 1
+        if watch is not None:
+            book.last_download = watch
+            watch.sample()  # what the handler holds before the first byte goes out
         try:
             await super().__call__(scope, receive, counting_send)  # type: ignore[misc]
         finally:
             book.active -= 1
+            if watch is not None:
+                watch.finish()
             if finished:
                 book.completed += 1
             else:
@@ -135,15 +150,21 @@ class TrackedFileResponse(Tracked, FileResponse):
     #: 256 KiB per read: a quarter of the thread hops of Starlette's 64 KiB default
     chunk_size = 256 * 1024
 
-    def __init__(self, book: DownloadBook, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, book: DownloadBook, *args: Any, watch: RssWatch | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.book = book
+        self.watch = watch
 
 
 class TrackedStreamingResponse(Tracked, StreamingResponse):
-    def __init__(self, book: DownloadBook, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, book: DownloadBook, *args: Any, watch: RssWatch | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.book = book
+        self.watch = watch
 
 
 def lookup(state: StreamState, name: str) -> os.PathLike[str]:
@@ -214,14 +235,15 @@ async def download(name: FileName, state: StateDep, blocking: BlockingMode) -> A
     blocking call, before the first byte goes out.
     """
     path = lookup(state, name)
+    watch = RssWatch.start(name)  # the server's RSS before anything is read
     if blocking:
-        return await read_whole_file(state, path)
+        return await read_whole_file(state, path, watch)
     return TrackedFileResponse(
-        state.downloads, path, media_type="application/octet-stream", filename=name
+        state.downloads, path, media_type="application/octet-stream", filename=name, watch=watch
     )
 
 
-async def read_whole_file(state: StateDep, path: os.PathLike[str]) -> Any:
+async def read_whole_file(state: StateDep, path: os.PathLike[str], watch: RssWatch) -> Any:
     """The pitfall: ``open().read()`` in an ``async def``.
 
     The loop runs nothing else until the whole file is read (the stall shows on the
@@ -246,6 +268,7 @@ async def read_whole_file(state: StateDep, path: os.PathLike[str]) -> Any:
         chunks(),
         media_type="application/octet-stream",
         headers={"content-length": str(len(data))},
+        watch=watch,
     )
 
 
@@ -396,7 +419,9 @@ Rows = tuple[tuple[str, ...], list[tuple[Any, ...]]]
 
 def process_section(state: StreamState) -> Rows:
     stats = stream_stats(state)
-    return ("figure", "value"), [(k, v) for k, v in stats.items() if not isinstance(v, dict)]
+    return ("figure", "value"), [
+        (k, v) for k, v in stats.items() if v is not None and not isinstance(v, dict)
+    ]
 
 
 async def files_section(state: StreamState) -> Rows:
@@ -454,6 +479,7 @@ def stream_stats(state: StreamState) -> dict[str, Any]:
         "generating": state.files.busy,
         **memory(),
         "open_fds": open_fds(),
+        "last_download": None if book.last_download is None else book.last_download.as_dict(),
     }
 
 
