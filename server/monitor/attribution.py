@@ -1,8 +1,8 @@
 """Turning a sampled stack into "which line blocked, in which request".
 
 The watchdog samples the loop thread's stack (:func:`stack_of`) while a stall is in
-progress. The innermost frame that belongs to this
-project (``server/`` or ``explorer/``, the monitor itself excluded) is the line to blame;
+progress. The innermost frame that belongs to this project (``server/`` or
+``explorer/``, the monitor itself excluded) is the line to blame;
 the request is the one whose task the loop is running, which the middleware registered
 with its ASGI scope on the way in (:class:`RequestTasks`).
 """
@@ -17,6 +17,7 @@ import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 _MONITOR_DIR = str(Path(__file__).resolve().parent) + os.sep
@@ -144,7 +145,8 @@ def stack_of(thread_id: int, max_depth: int = 40) -> list[CodeLocation] | None:
         if frame is None:
             return None
         raw: list[tuple[str, int, str]] = []
-        while frame is not None and len(raw) < max_depth:
+        # a torn read can hand back anything: stop at whatever is not a frame
+        while isinstance(frame, FrameType) and len(raw) < max_depth:
             code = frame.f_code
             # f_lineno is None in a frame between two lines: the function's first line then
             raw.append((code.co_filename, frame.f_lineno or code.co_firstlineno, code.co_name))

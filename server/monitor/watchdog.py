@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -23,6 +24,8 @@ from typing import Any
 from .activity import LoopActivity
 from .attribution import StackSample, sample_thread
 from .records import Stall, StallKind
+
+log = logging.getLogger("fastasync.monitor")
 
 #: Stalls whose loop thread spent at least this share of the wall time on CPU are "cpu".
 CPU_SHARE_THRESHOLD = 0.5
@@ -130,7 +133,11 @@ class Watchdog(threading.Thread):
             self._retire_current()
             current = self._current = _InProgress(iteration=iteration, started=started)
         if now >= current.next_sample_at and len(current.samples) < self._max_samples:
-            sample = sample_thread(self._loop_thread_id, self._loop)
+            try:
+                sample = sample_thread(self._loop_thread_id, self._loop)
+            except Exception:  # a frame read mid-change: lose this sample, never the thread
+                log.debug("a stack sample failed; the stall keeps its other samples", exc_info=True)
+                sample = None
             # Only trust the sample if the loop is still inside the same busy stretch.
             if sample is not None and activity.iteration == iteration:
                 current.samples.append(sample)
