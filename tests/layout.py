@@ -5,6 +5,7 @@ Used by every pane's tests at the supported minimum (100×30) and at larger size
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Button, Input, RadioButton, Select
@@ -62,9 +63,9 @@ def problems_of(pane: PatternPane, results: tuple[str, ...] = ()) -> list[str]:
             problems.append(f"{name} is cut: {region.size} of {widget.outer_size}")
         if not pane_region.contains_region(region):
             problems.append(f"{name} is outside the pane: {region} not in {pane_region}")
-        label = _label_of(widget)
-        if label and widget.content_size.width < len(label):
-            problems.append(f"{name} label {label!r} is cut to {widget.content_size.width}")
+        label, room = _label_of(widget)
+        if label and room < cell_len(label):
+            problems.append(f"{name} label {label!r} has {room} cells")
     for selector in results:
         widget = pane.query_one(selector)
         region = visible_region(widget)
@@ -75,7 +76,13 @@ def problems_of(pane: PatternPane, results: tuple[str, ...] = ()) -> list[str]:
     return problems
 
 
-def _label_of(widget: Widget) -> str:
-    if isinstance(widget, Button | RadioButton):
-        return str(widget.label)
-    return ""
+def _label_of(widget: Widget) -> tuple[str, int]:
+    """A button's label and the cells it has to show it in."""
+    width = widget.content_size.width
+    if isinstance(widget, Button):
+        # line-pad: a button keeps a blank cell on each side of its label
+        return str(widget.label), width - 2 * widget.styles.line_pad
+    if isinstance(widget, RadioButton):
+        # the ▐●▌ glyph and a space come before the label
+        return str(widget.label), width - 4
+    return "", width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.validation import Integer, Number
 from textual.widgets import Input
 
@@ -22,6 +23,13 @@ class NumberField(Input):
         # Letters are the app's keys; digits and signs belong to the field even when it is
         # full (refused with the bell rather than switching panes under the user's hands).
         return character is not None and character in _NUMBER_ALPHABET
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Textual calls each class's own handler in turn: Input's comes next and takes the
+        # key, unless it is not the field's to take. Then prevent_default skips Input's
+        # handler, and the key, not stopped, bubbles up to the app's bindings (r, b, q...).
+        if event.is_printable and event.character not in _NUMBER_ALPHABET:
+            event.prevent_default()
 
 
 def _plain(bound: float) -> str:
