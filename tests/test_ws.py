@@ -29,7 +29,7 @@ from explorer.registry import PANES
 from explorer.widgets.top_bar import TopBar
 from explorer.widgets.ws_figures import BotFigures, BotFiguresView
 from explorer.widgets.ws_frames import FramesLog
-from explorer.widgets.ws_views import VIEWS
+from explorer.widgets.ws_views import DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE, VIEWS
 from explorer.ws_bots import BotSwarm, StalledClient, ws_url
 from explorer.ws_delivery import Undelivered
 from explorer.ws_room import BOTS_ROOM
@@ -783,10 +783,10 @@ def bot_tasks() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("ws-bot")]
 
 
-#: few bots and little traffic, so the readers keep up on a busy 2-core machine; 16 KiB
-#: messages fill the stalled client's socket in a few seconds, and at 40 msg/s (640 KiB/s)
-#: its 2 MiB outbox would take over 3 s to fill, so the 2 s send timeout drops it first
-LESSON_BOTS, LESSON_RATE, LESSON_SIZE = 5, 40, 16384
+#: the pane's defaults with fewer bots, so the readers keep up on a busy 2-core machine:
+#: 40 msg/s of 16 KiB fill the stalled client's socket in a few seconds, and its 2 MiB
+#: outbox would take over 3 s more, so the 2 s send timeout drops it first
+LESSON_BOTS, LESSON_RATE, LESSON_SIZE = 5, DEFAULT_RATE, DEFAULT_SIZE
 
 
 def shown_oldest_undelivered_s(pane: WsPane) -> float | None:
@@ -1075,32 +1075,32 @@ async def test_frames_log_follows_the_tail_across_tabs_and_keeps_a_scrolled_plac
 # -- snapshot (every live number frozen) ------------------------------------------------
 
 
-#: the naive room at defaults, 25 s after the stalled client joined: nothing delivered,
-#: the oldest message waiting 16 s, delivered p50/p99 still those of what got through
+#: the naive room at defaults, 12 s after the stalled client joined: nothing delivered,
+#: the oldest message waiting 7 s, delivered p50/p99 still those of what got through
 FROZEN_BOTS = BotFiguresView(
-    target=100,
-    connected=100,
+    target=20,
+    connected=20,
     msgs_in_per_s=0.0,
     msgs_out_per_s=0.0,
     p50_ms=7.5,
     p99_ms=12.1,
-    oldest_undelivered_s=16.04,
+    oldest_undelivered_s=7.04,
     undelivered_growing=True,
     drops=1,
     closed_by_server=0,
     stalled=True,
-    stalled_for_s=25.0,
+    stalled_for_s=12.0,
     mode="naive",
     queued_kib=0.0,
-    naive_waiting_s=16.0,
+    naive_waiting_s=6.9,
     last_drop="stalled: send timeout: one send waited over 2 s",
 )
 #: the right form at defaults after the drop: the room never stopped
 FROZEN_BOTS_RIGHT = BotFiguresView(
-    target=100,
-    connected=100,
-    msgs_in_per_s=50.0,
-    msgs_out_per_s=5000.0,
+    target=20,
+    connected=20,
+    msgs_in_per_s=40.0,
+    msgs_out_per_s=800.0,
     p50_ms=7.5,
     p99_ms=12.1,
     oldest_undelivered_s=0.0213,
@@ -1112,8 +1112,8 @@ FROZEN_BOTS_RIGHT = BotFiguresView(
     last_drop="stalled: send timeout: one send waited over 2 s",
 )
 BOT_LINES = (
-    "bots: connecting 100 to /ws/chat/bots",
-    "bots: 100 connected, chatting at 50 msg/s of 4096 chars",
+    f"bots: connecting {DEFAULT_BOTS} to /ws/chat/bots",
+    f"bots: {DEFAULT_BOTS} connected, chatting at {DEFAULT_RATE} msg/s of {DEFAULT_SIZE} chars",
     "stalled client: joined, and will never read",
 )
 AUTH_LINES = (

@@ -24,6 +24,10 @@ from textual.widgets import (
 from .number_field import number_input
 
 VIEWS = ("echo", "json", "chat", "auth", "bots")
+#: the Bots tab's defaults: 640 KiB/s for the stalled client fills its socket in seconds,
+#: and its 2 MiB outbox takes over 3 s more, so the right form drops it by its 2 s send
+#: timeout; 800 deliveries a second is light work for the bots' readers on this loop
+DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE = 20, 40, 16384
 VIEW_LABELS = {"echo": "Echo", "json": "JSON", "chat": "Chat", "auth": "Auth", "bots": "Bots"}
 
 #: what each tab teaches, under its controls (blocking mode has its own text for the room)
@@ -35,9 +39,9 @@ LESSONS = {
     "delivered through one bounded outbox and one writer task per member.",
     "auth": "POST /ws/token, then connect offering the subprotocol bearer.<token> (never "
     "the query string: that lands in logs). Missing, bad or expired: closed with 1008.",
-    "bots": "Real websockets clients on this loop. Start, then tick stalled client: its "
-    "socket fills in ~20 s at these defaults, then the server drops it (1008) and no "
-    "message waits long. Then press b and tick it again.",
+    "bots": "Real websockets clients on this loop. Start, tick stalled client: once its "
+    "socket is full (seconds at these defaults) the server drops it (1008) and no message "
+    "waits long. Then press b and tick it again.",
 }
 BOTS_PITFALL = (
     "Blocking mode: the broadcast awaits each member's send_text in turn. Once the stalled "
@@ -132,11 +136,13 @@ class WsViews(ContentSwitcher):
         with Vertical(id="view-bots"):
             with Horizontal(classes="row"):
                 yield Label("bots")
-                yield number_input("bots-n", "100", 1, 1000, "Bots")
+                yield number_input("bots-n", str(DEFAULT_BOTS), 1, 1000, "Bots")
                 yield Label("msg/s")
-                yield number_input("bots-rate", "50", 0, 5000, "Messages per second")
+                yield number_input("bots-rate", str(DEFAULT_RATE), 0, 5000, "Messages per second")
                 yield Label("size")
-                yield number_input("bots-size", "4096", 16, 16384, "Message size (chars)")
+                yield number_input(
+                    "bots-size", str(DEFAULT_SIZE), 16, 16384, "Message size (chars)"
+                )
                 yield Button("Start", id="bots-start", variant="primary", compact=True)
                 yield Button("Stop", id="bots-stop", compact=True)
                 yield Checkbox("stalled client", id="bots-stalled", compact=True)
