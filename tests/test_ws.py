@@ -1038,7 +1038,13 @@ async def test_frames_log_follows_the_tail_across_tabs_and_keeps_a_scrolled_plac
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_ws(app, pilot)
         log = app.query_one("#pane-ws #frames", FramesLog)
-        for i in range(12):  # more lines than the log shows, on the tallest log (Echo)
+        await pilot.click("#pane-ws #tab-bots")  # the shortest log
+        for i in range(8):  # one at a time past its height: the scrollbar comes mid-way
+            pane.say(f"line {i}")
+            await pilot.pause(0.1)
+            assert f"line {i}" in visible_log_text(log), visible_log_text(log)
+        await pilot.click("#pane-ws #tab-echo")  # the tallest log
+        for i in range(8, 20):
             pane.say(f"line {i}")
         await pilot.pause(0.1)
         # Switch tabs the way a user does; each changes the log's height.

@@ -36,36 +36,21 @@ class FramesLog(RichLog):
         self.texts: deque[str] = deque(maxlen=max_lines)
         #: the reader is at the bottom: keep the newest line in view
         self.following = True
-        self._scrolling_to_end = False
 
     def write_line(self, line: str) -> None:
         """Add ``line``; scroll to it if the reader is following."""
         self.texts.append(line)
-        self.write(Text(line), scroll_end=False)
-        if self.following:
-            self._to_end()
-
-    def _to_end(self) -> None:
-        self._scrolling_to_end = True
-        try:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
-        finally:
-            self._scrolling_to_end = False
+        # RichLog scrolls after the next refresh, once a scrollbar that this line may
+        # bring has taken its columns (an immediate scroll would stop a row short).
+        self.write(Text(line), scroll_end=self.following)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if not self._scrolling_to_end:
-            # The reader scrolled: following again only once back at the bottom.
-            self.following = new_value >= self.max_scroll_y
+        # Scrolled by the reader (or to the end by us): following while at the bottom.
+        self.following = new_value >= self.max_scroll_y
 
     def on_resize(self, event: Resize) -> None:
         # (RichLog's own on_resize runs too: Textual calls each class's handler.)
         if self.following:
             # A new height (another tab of the pane): the end moved, follow it.
-            self.call_after_refresh(self._to_end)
-
-    @property
-    def newest_on_screen(self) -> bool:
-        """The last line is within the visible rows (what a reader needs after a press)."""
-        height = self.scrollable_content_region.height
-        return bool(self.lines) and self.scroll_offset.y + height >= len(self.lines)
+            self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
