@@ -38,12 +38,14 @@ class BotRoom:
         #: when the stalled client joined (wall clock, like the server's drop times)
         self._stalled_since = 0.0
         self._drop_told = False
+        self._closed_told = 0
         self._rates = RateMeter()
 
     async def run(self, n: int, rate: int, size: int) -> None:
         """Connect ``n`` bots, chat at ``rate``, read the server's figures, until cancelled."""
         swarm = BotSwarm(str(self.http.base_url), BOTS_ROOM)
         self.swarm = swarm
+        self._closed_told = 0
         self.connecting = True
         try:
             self.say(f"bots: connecting {n} to /ws/chat/{BOTS_ROOM}")
@@ -105,6 +107,15 @@ class BotRoom:
             self.say(f"stalled client: dropped by the server ({why})")
         return bool(mine)
 
+    def _tell_closes(self, swarm: BotSwarm) -> None:
+        """Bots the server closed since the last call, with the commonest reason (a stuck
+        naive room loses its members to uvicorn's keepalive: 1011 after 20 s + 20 s)."""
+        closed = swarm.figures.closed_by_server
+        if closed > self._closed_told:
+            reason = swarm.figures.close_reasons.most_common(1)[0][0]
+            self.say(f"bots: {closed - self._closed_told} closed by the server ({reason})")
+            self._closed_told = closed
+
     def view(self, naive: bool, before: BotFiguresView) -> BotFiguresView:
         """The figures now: rates since the last call, delivered latencies, the oldest
         undelivered message (growing if older than in ``before``), the server's figures."""
@@ -119,6 +130,7 @@ class BotRoom:
             return BotFiguresView(
                 mode=mode, stalled=stalled, stalled_dropped=dropped, stalled_for_s=stalled_for
             )
+        self._tell_closes(swarm)
         figures = swarm.figures
         in_rate, out_rate = self._rates.rates(time.perf_counter(), figures.sent, figures.received)
         p50, p99 = swarm.latency_ms()
