@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import time
@@ -262,9 +263,16 @@ class BotSwarm:
 
     # -- figures -------------------------------------------------------------------------
 
-    def latency_ms(self) -> tuple[float | None, float | None]:
-        """p50 and p99 of the recent delivery latencies (of the messages that arrived)."""
-        samples = sorted(self.figures.latencies_ms)
+    def latency_ms(self, last: int | None = None) -> tuple[float | None, float | None]:
+        """p50 and p99 of the recent delivery latencies (of the messages that arrived);
+        ``last``: of the most recent ``last`` samples only (a display's cheaper window)."""
+        kept = self.figures.latencies_ms
+        recent = (
+            list(kept)
+            if last is None
+            else list(itertools.islice(kept, max(0, len(kept) - last), None))
+        )
+        samples = sorted(recent)
         return percentile(samples, 0.50, ordered=True), percentile(samples, 0.99, ordered=True)
 
     def oldest_undelivered_s(self) -> float:

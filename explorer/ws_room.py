@@ -22,6 +22,9 @@ BOTS_ROOM = "bots"
 STALLED_NAME = "stalled"
 #: how often the server's figures (``GET /ws/stats``) are read while the bots run
 STATS_EVERY_S = 0.5
+#: delivered p50/p99 are over this many recent deliveries (sorting 20,000 at 4 Hz would
+#: cost the loop about 5 ms a time)
+LATENCY_WINDOW = 5000
 
 
 class BotRoom:
@@ -133,7 +136,7 @@ class BotRoom:
         self._tell_closes(swarm)
         figures = swarm.figures
         in_rate, out_rate = self._rates.rates(time.perf_counter(), figures.sent, figures.received)
-        p50, p99 = swarm.latency_ms()
+        p50, p99 = swarm.latency_ms(last=LATENCY_WINDOW)
         oldest = swarm.oldest_undelivered_s() if figures.connected else None
         earlier = before.oldest_undelivered_s
         return BotFiguresView(
