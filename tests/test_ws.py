@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input
+from textual.widgets import Checkbox, Input, Static
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
@@ -918,6 +918,29 @@ async def test_pane_refuses_a_bad_bot_count(tmp_path: Path) -> None:
         await pilot.pause(0.3)
         assert pane.swarm is None
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
+
+
+async def test_pane_says_what_blocking_mode_does_on_each_tab(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_ws(app, pilot)
+
+        def lesson() -> str:
+            return str(pane.query_one("#lesson", Static).content)
+
+        await pilot.press("b")
+        shown = {}
+        for view in VIEWS:
+            await pilot.click(f"#pane-ws #tab-{view}")
+            await pilot.pause(0.05)
+            shown[view] = lesson()
+        assert "stalled client's socket is full" in shown["bots"]
+        assert "No stall in the monitor" in shown["bots"]
+        assert "one member that stops reading stops the whole room" in shown["chat"]
+        assert shown["echo"].startswith("Each line you send")
+        await pilot.press("b")
+        assert "Blocking mode" not in lesson()
+        assert "the server drops it (1008)" in lesson()
 
 
 async def test_pane_code_view_shows_the_broadcast_that_runs(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from ..code_source import SourceBlock, source_of
 from ..widgets.number_field import invalid_fields
 from ..widgets.ws_figures import BotFigures, BotFiguresView
 from ..widgets.ws_frames import FramesLog
-from ..widgets.ws_views import BOTS_PITFALL, LESSONS, VIEWS, WsTabs, WsViews
+from ..widgets.ws_views import BOTS_PITFALL, CHAT_PITFALL, LESSONS, VIEWS, WsTabs, WsViews
 from ..ws_bots import BotSwarm, StalledClient, ws_url
 from ..ws_clients import SOCKET_ERRORS, HeldSockets, read_frames, token_attempt
 from ..ws_delivery import Undelivered
@@ -114,9 +114,10 @@ class WsPane(PatternPane):
         self._show_lesson()
 
     def _show_lesson(self) -> None:
-        pitfall = self.context.blocking.enabled and self.view in ("bots", "chat")
-        self._lesson.update(BOTS_PITFALL if pitfall else LESSONS[self.view])
-        self._lesson.set_class(pitfall, "-blocking")
+        pitfalls = {"bots": BOTS_PITFALL, "chat": CHAT_PITFALL}
+        pitfall = pitfalls.get(self.view) if self.context.blocking.enabled else None
+        self._lesson.update(pitfall or LESSONS[self.view])
+        self._lesson.set_class(pitfall is not None, "-blocking")
 
     def action_run(self) -> None:
         """The ``r`` key: the current tab's main button."""

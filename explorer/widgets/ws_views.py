@@ -43,6 +43,10 @@ LESSONS = {
     "socket is full (seconds at these defaults) the server drops it (1008) and no message "
     "waits long. Then press b and tick it again.",
 }
+CHAT_PITFALL = (
+    "Blocking mode: the broadcast awaits each member's send_text in turn, so one member "
+    "that stops reading stops the whole room. See it with the Bots tab's stalled client."
+)
 BOTS_PITFALL = (
     "Blocking mode: the broadcast awaits each member's send_text in turn. Once the stalled "
     "client's socket is full it waits there: out falls to 0 and the oldest undelivered "
@@ -94,6 +98,7 @@ class WsViews(ContentSwitcher):
     WsViews Label { padding: 0 1 0 0; }
     WsViews Input { width: 1fr; margin-right: 1; }
     WsViews #chat-name, WsViews #chat-room { width: 14; }
+    WsViews #chat-join { width: 9; }
     WsViews #bots-n, WsViews #bots-rate { width: 5; }
     WsViews #bots-size { width: 6; }
     WsViews #bots-start { margin-left: 1; }
