@@ -789,6 +789,11 @@ def bot_tasks() -> list[asyncio.Task[Any]]:
 LESSON_BOTS, LESSON_RATE, LESSON_SIZE = 5, DEFAULT_RATE, DEFAULT_SIZE
 
 
+def young(age: float | None) -> bool:
+    """An age the figures show, under the bound a busy machine still meets (None: none)."""
+    return age is not None and age < 1.5
+
+
 def shown_oldest_undelivered_s(pane: WsPane) -> float | None:
     """The oldest undelivered message's age as the figures block shows it, in seconds."""
     text = str(pane.query_one(BotFigures).content)
@@ -883,7 +888,7 @@ async def test_pane_naive_room_flows_again_once_the_stalled_client_goes(tmp_path
         await eventually(lambda: (shown_oldest_undelivered_s(pane) or 0) > 2, within=90)
         app.query_one("#pane-ws #bots-stalled", Checkbox).value = False
         try:
-            await eventually(lambda: (shown_oldest_undelivered_s(pane) or 9) < 1.5, within=30)
+            await eventually(lambda: young(shown_oldest_undelivered_s(pane)), within=30)
         except AssertionError:
             raise AssertionError(f"{pane.figures_view} {pane.room.server_stats}") from None
         assert pane.figures_view.msgs_out_per_s > 0
