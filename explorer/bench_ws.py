@@ -155,13 +155,14 @@ class Run:
 
 async def burst(
     swarm: BotSwarm, messages: int, size: int, window: int, on_stuck: Any = None
-) -> tuple[float, float]:
-    """Send and wait for every delivery; the wall time and the longest no-progress stretch."""
+) -> tuple[float, float, float]:
+    """Send and wait for every delivery; the wall time, the longest no-progress stretch and
+    the oldest undelivered message's age at its worst (the pane's figure)."""
     swarm.figures.keep_every_latency()
     swarm.figures.latencies_ms.clear()
     started = time.perf_counter()
     sender = asyncio.create_task(swarm.send_burst(messages, size, window=window))
-    last_total, last_change, longest_stuck = -1, time.perf_counter(), 0.0
+    last_total, last_change, longest_stuck, oldest = -1, time.perf_counter(), 0.0, 0.0
     try:
         while not (sender.done() and all(b.received >= messages for b in swarm.live_bots())):
             if sender.done() and sender.exception() is not None:
@@ -171,13 +172,14 @@ async def burst(
             if total != last_total:
                 last_total, last_change = total, now
             longest_stuck = max(longest_stuck, now - last_change)
+            oldest = max(oldest, swarm.oldest_undelivered_s())
             if on_stuck is not None and on_stuck(now - last_change):
                 on_stuck = None
             await asyncio.sleep(0.01)
     finally:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
-    return time.perf_counter() - started, longest_stuck
+    return time.perf_counter() - started, longest_stuck, oldest
 
 
 async def lesson(base_url: str, args: argparse.Namespace) -> list[tuple[Run, dict[str, Any]]]:
@@ -204,7 +206,7 @@ async def lesson(base_url: str, args: argparse.Namespace) -> list[tuple[Run, dic
             try:
                 await swarm.connect(args.lesson_clients)
                 await stalled.connect()
-                wall, longest = await burst(
+                wall, longest, oldest = await burst(
                     swarm, args.lesson_messages, 4096, args.window, release if naive else None
                 )
                 stats = (await http.get("/ws/stats")).json()
@@ -219,6 +221,7 @@ async def lesson(base_url: str, args: argparse.Namespace) -> list[tuple[Run, dic
                 if stuck_for
                 else f"longest pause in deliveries {longest:.2f} s"
             )
+            note += f"; oldest undelivered message waited up to {oldest:.2f} s"
             run = Run(
                 "naive (blocking mode)" if naive else "right (outboxes)",
                 args.lesson_clients,
@@ -240,7 +243,7 @@ async def fan_out(base_url: str, label: str, args: argparse.Namespace) -> Run:
     try:
         opened = await swarm.connect(args.clients)
         await asyncio.sleep(0.5)  # let the presence notices settle
-        wall, _ = await burst(swarm, args.messages, args.size, args.window)
+        wall, _, _ = await burst(swarm, args.messages, args.size, args.window)
     finally:
         await swarm.close()
     p50, p99 = swarm.latency_ms()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import time
@@ -30,6 +31,8 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.uri import parse_uri
+
+from .ws_delivery import Undelivered
 
 #: connections opened at once while a swarm connects (each is a real handshake)
 CONNECT_BATCH = 50
@@ -49,13 +52,15 @@ def ws_url(http_url: str, path: str) -> str:
     return f"{scheme}://{parts.netloc}{path}"
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q`` quantile (0..1) by nearest rank; None for no values."""
+def percentile(values: list[float], q: float, *, ordered: bool = False) -> float | None:
+    """The ``q`` quantile (0..1) by nearest rank; None for no values. ``ordered``: the
+    values are sorted already (two quantiles of one list need one sort)."""
     if not values:
         return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+    if not ordered:
+        values = sorted(values)
+    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return values[index]
 
 
 @dataclass
@@ -99,6 +104,8 @@ class BotSwarm:
         self.prefix = prefix
         self.bots: list[Bot] = []
         self.figures = SwarmFigures()
+        #: which messages each bot still waits for (the oldest undelivered message's age)
+        self.undelivered = Undelivered()
         #: every task this swarm starts, until it ends (the loop holds tasks only weakly)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sender: asyncio.Task[None] | None = None
@@ -153,6 +160,7 @@ class BotSwarm:
             raise ConnectionError("swarm closing")
         bot = Bot(name, conn)
         self.bots.append(bot)
+        self.undelivered.join(name)
         self.figures.connected += 1
         self._spawn(self._read(bot), f"ws-bot-reader-{name}")
         return bot
@@ -174,10 +182,12 @@ class BotSwarm:
                 sent_at = message.get("sent_at")
                 if isinstance(sent_at, float):
                     figures.latencies_ms.append((now - sent_at) * 1000)
+                    self.undelivered.received(bot.name, sent_at)
         except ConnectionClosed:
             pass
         finally:
             figures.connected -= 1
+            self.undelivered.leave(bot.name)
             rcvd = bot.conn.protocol.close_rcvd
             if rcvd is not None and not self._closing:
                 bot.closed_code, bot.closed_reason = rcvd.code, rcvd.reason
@@ -193,8 +203,14 @@ class BotSwarm:
         """One chat message of about ``size`` characters, stamped for latency."""
         head = f"{index:08d} "
         text = head + "x" * max(0, size - len(head))
-        payload = {"type": "message", "text": text, "sent_at": time.perf_counter()}
-        await bot.conn.send(json.dumps(payload))
+        # Stamped before the send: from here on every bot waits for it.
+        sent_at, stamp_index = self.undelivered.stamp()
+        payload = {"type": "message", "text": text, "sent_at": sent_at}
+        try:
+            await bot.conn.send(json.dumps(payload))
+        except BaseException:
+            self.undelivered.failed(stamp_index)
+            raise
         self.figures.sent += 1
 
     def start_chatting(self, rate: float, size: int) -> None:
@@ -247,10 +263,21 @@ class BotSwarm:
 
     # -- figures -------------------------------------------------------------------------
 
-    def latency_ms(self) -> tuple[float | None, float | None]:
-        """p50 and p99 of the recent delivery latencies."""
-        samples = list(self.figures.latencies_ms)
-        return percentile(samples, 0.50), percentile(samples, 0.99)
+    def latency_ms(self, last: int | None = None) -> tuple[float | None, float | None]:
+        """p50 and p99 of the recent delivery latencies (of the messages that arrived);
+        ``last``: of the most recent ``last`` samples only (a display's cheaper window)."""
+        kept = self.figures.latencies_ms
+        recent = (
+            list(kept)
+            if last is None
+            else list(itertools.islice(kept, max(0, len(kept) - last), None))
+        )
+        samples = sorted(recent)
+        return percentile(samples, 0.50, ordered=True), percentile(samples, 0.99, ordered=True)
+
+    def oldest_undelivered_s(self) -> float:
+        """Age of the oldest message some connected bot still waits for (0.0: none)."""
+        return self.undelivered.oldest_age_s(b.name for b in self.live_bots())
 
     # -- closing -------------------------------------------------------------------------
 

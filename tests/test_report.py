@@ -90,6 +90,9 @@ async def test_the_newer_patterns_show_their_lessons_in_the_figures(tmp_path: Pa
     assert pitfall["stuck_at"] < pitfall["expected"]
     assert pitfall["longest_pause_s"] >= 3.0
     assert pitfall["stalled_dropped"] is None
+    # the pane's figure: in the stuck room a message waits as long as the room is stuck
+    assert pitfall["oldest_undelivered_s"] >= 2.5
+    assert pitfall["oldest_undelivered_s"] > right["oldest_undelivered_s"] + 1.0
     assert ws.pitfall.wall_s > ws.right.wall_s + 1.0
     assert "until never-reads was unplugged" in ws.pitfall.note
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -17,17 +18,21 @@ from typing import Any
 import httpx
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, Log
+from textual.widgets import Checkbox, Input, Static
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
 from explorer.app import ExplorerApp
-from explorer.panes.ws import BOTS_ROOM, WsPane
+from explorer.panes.ws import WsPane
 from explorer.registry import PANES
 from explorer.widgets.top_bar import TopBar
 from explorer.widgets.ws_figures import BotFigures, BotFiguresView
+from explorer.widgets.ws_frames import FramesLog
+from explorer.widgets.ws_views import DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE, VIEWS
 from explorer.ws_bots import BotSwarm, StalledClient, ws_url
+from explorer.ws_delivery import Undelivered
+from explorer.ws_room import BOTS_ROOM
 from server.routes.ws import WsState
 from server.runner import ServerHandle
 from server.settings import Settings
@@ -36,6 +41,7 @@ from server.ws_tokens import SUBPROTOCOL, TokenError, TokenSigner, redact
 from tests.conftest import eventually
 
 from .frozen import FrozenMonitor, key_of
+from .layout import problems_of
 
 MESSAGES = 2000
 MESSAGE_SIZE = 4096
@@ -629,6 +635,87 @@ async def test_stopping_the_server_closes_every_socket_and_leaves_no_task(
         await handle.stop()
 
 
+# -- the oldest undelivered message (in process) -----------------------------------------
+
+
+def test_undelivered_tracks_the_oldest_message_each_bot_still_waits_for() -> None:
+    waits = Undelivered()
+    waits.join("a")
+    waits.join("b")
+    first, i0 = waits.stamp()
+    second, i1 = waits.stamp()
+    third, i2 = waits.stamp()
+    assert first < second < third
+    assert (i0, i1, i2) == (0, 1, 2)
+    # b gets them out of send order (other bots' sockets race); a gets only the last two
+    waits.received("b", third)
+    waits.received("b", first)
+    waits.received("a", second)
+    waits.received("a", third)
+    assert waits.oldest_age_s(["b"], now=first + 1.0) == pytest.approx(1.0 - (second - first))
+    assert waits.oldest_age_s(["a", "b"], now=first + 10.0) == pytest.approx(10.0)
+    waits.received("b", second)
+    assert waits.oldest_age_s(["b"], now=first + 10.0) == 0.0
+    # a message whose send failed is waited for by nobody
+    waits.failed(i0)
+    assert waits.oldest_age_s(["a", "b"], now=first + 10.0) == 0.0
+    # a bot that joins later waits only for what is sent after it joined
+    waits.join("c")
+    assert waits.oldest_age_s(["c"]) == 0.0
+    late, _ = waits.stamp()
+    waits.received("a", late)
+    waits.received("b", late)
+    assert waits.oldest_age_s(["a", "b", "c"], now=late + 2.0) == pytest.approx(2.0)
+    waits.leave("c")
+    assert waits.oldest_age_s(["a", "b"], now=late + 2.0) == 0.0
+    waits.received("a", 12345.678)  # not one of ours: ignored
+    assert waits.oldest_age_s(["a"], now=late + 2.0) == 0.0
+
+
+def test_undelivered_is_bounded() -> None:
+    waits = Undelivered(max_pending=100)
+    waits.join("never-reads")
+    stamps = [waits.stamp()[0] for _ in range(1000)]
+    assert waits.sent == 1000
+    # only the newest 100 are remembered: the age is of the oldest of those
+    age = waits.oldest_age_s(["never-reads"], now=stamps[-1] + 5.0)
+    assert age == pytest.approx(5.0 + stamps[-1] - stamps[900])
+    assert len(waits._stamps) <= 100
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        BotFiguresView(),
+        BotFiguresView(
+            target=1000,
+            connected=1000,
+            connecting=True,
+            msgs_in_per_s=5000,
+            msgs_out_per_s=5_000_000,
+            p50_ms=123_456.7,
+            p99_ms=9_999_999.0,
+            oldest_undelivered_s=12_345.6,
+            undelivered_growing=True,
+            drops=9999,
+            closed_by_server=1000,
+            stalled=True,
+            stalled_for_s=999,
+            mode="naive",
+            queued_kib=999_999,
+            naive_waiting_s=9999.9,
+            last_drop="stalled: outbox full: 512 messages, 2097152 bytes waiting (a slow reader)",
+        ),
+    ],
+    ids=["empty", "widest"],
+)
+def test_bot_figures_fit_the_pane_at_100x30(view: BotFiguresView) -> None:
+    lines = BotFigures.render_view(view).plain.split("\n")
+    assert len(lines) == 5
+    # every line but the last drop (which ends in an ellipsis) fits 69 cells
+    assert max(len(line) for line in lines[:-1]) <= 69, lines
+
+
 # -- the pane (Pilot) ------------------------------------------------------------------------------
 
 
@@ -639,7 +726,7 @@ async def open_ws(app: ExplorerApp, pilot: Pilot[Any]) -> WsPane:
 
 
 def log_text(app: ExplorerApp) -> str:
-    return "\n".join(str(line) for line in app.query_one("#pane-ws #frames", Log).lines)
+    return "\n".join(app.query_one("#pane-ws #frames", FramesLog).texts)
 
 
 async def test_pane_echo_and_json(tmp_path: Path) -> None:
@@ -696,34 +783,87 @@ def bot_tasks() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("ws-bot")]
 
 
-async def test_pane_bots_right_then_naive_with_a_stalled_client(tmp_path: Path) -> None:
+#: the pane's defaults with fewer bots, so the readers keep up on a busy 2-core machine:
+#: 40 msg/s of 16 KiB fill the stalled client's socket in a few seconds, and its 2 MiB
+#: outbox would take over 3 s more, so the 2 s send timeout drops it first
+LESSON_BOTS, LESSON_RATE, LESSON_SIZE = 5, DEFAULT_RATE, DEFAULT_SIZE
+
+
+def young(age: float | None) -> bool:
+    """An age the figures show, under the bound a busy machine still meets (None: none)."""
+    return age is not None and age < 1.5
+
+
+def shown_oldest_undelivered_s(pane: WsPane) -> float | None:
+    """The oldest undelivered message's age as the figures block shows it, in seconds."""
+    text = str(pane.query_one(BotFigures).content)
+    found = re.search(r"undelivered\s+oldest\s+([\d,.]+) (ms|s)", text)
+    if found is None:
+        return None
+    value = float(found.group(1).replace(",", ""))
+    return value / 1000 if found.group(2) == "ms" else value
+
+
+async def start_pane_bots(
+    app: ExplorerApp, pilot: Pilot[Any], n: int, rate: int, size: int
+) -> None:
+    await pilot.click("#pane-ws #tab-bots")
+    await pilot.pause(0.1)
+    for field, value in (("n", n), ("rate", rate), ("size", size)):
+        app.query_one(f"#pane-ws #bots-{field}", Input).value = str(value)
+    await pilot.click("#pane-ws #bots-start")
+
+
+async def test_pane_bots_stalled_client_right_vs_naive_oldest_undelivered(tmp_path: Path) -> None:
+    """The lesson as the figures show it: right, the stalled client is dropped and nothing
+    waits long; naive, every message waits on it and the oldest one's age keeps growing
+    while delivered p50/p99 stand still."""
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_ws(app, pilot)
         state: WsState = app.server.app.state.ws
-        await pilot.click("#pane-ws #tab-bots")
-        await pilot.pause(0.1)
-        for field, value in (("n", "20"), ("rate", "200"), ("size", "4096")):
-            app.query_one(f"#pane-ws #bots-{field}", Input).value = value
-        await pilot.click("#pane-ws #bots-start")
-        await eventually(lambda: pane.figures_view.connected == 20, within=30)
+        await start_pane_bots(app, pilot, LESSON_BOTS, LESSON_RATE, LESSON_SIZE)
+        await eventually(lambda: pane.figures_view.connected == LESSON_BOTS, within=30)
         await eventually(lambda: pane.figures_view.msgs_out_per_s > 0, within=30)
-        # Right: the stalled client is dropped, the room keeps flowing.
+        # Right: the stalled client is dropped by its send timeout, the room keeps flowing.
         app.query_one("#pane-ws #bots-stalled", Checkbox).value = True
         await eventually(lambda: pane.stalled is not None, within=10)
-        await eventually(lambda: pane.figures_view.drops >= 1, within=60)
-        assert "stalled: send timeout" in pane.figures_view.last_drop or (
-            "stalled: outbox full" in pane.figures_view.last_drop
-        )
-        assert pane.figures_view.connected == 20
-        # Naive: a new stalled client stalls the room; the figures say so.
+        await eventually(lambda: pane.figures_view.drops >= 1, within=90)
+        assert "stalled: send timeout" in pane.figures_view.last_drop
+        assert pane.figures_view.stalled_dropped
+        assert pane.figures_view.connected == LESSON_BOTS
+        ages = []
+        for _ in range(12):  # 3 s of the 4 Hz figures after the drop
+            await asyncio.sleep(0.25)
+            ages.append(shown_oldest_undelivered_s(pane))
+        assert None not in ages
+        assert max(a for a in ages if a is not None) < 1.5, ages
+        assert pane.figures_view.msgs_out_per_s > 0
+
+        # Naive: a new stalled client stops the room, and the figures say so.
         await pilot.press("b")
         app.query_one("#pane-ws #bots-stalled", Checkbox).value = False
         await pilot.pause(0.1)
         app.query_one("#pane-ws #bots-stalled", Checkbox).value = True
-        await eventually(lambda: pane.figures_view.naive_waiting_s > 3, within=90)
-        assert pane.figures_view.mode == "naive"
+        await eventually(lambda: (shown_oldest_undelivered_s(pane) or 0) > 3, within=90)
+        stuck = pane.figures_view
+        assert stuck.mode == "naive"
+        assert stuck.stalled
+        assert not stuck.stalled_dropped
+        assert stuck.drops == 1  # nothing ever drops the stalled client
         await eventually(lambda: pane.figures_view.msgs_out_per_s == 0, within=10)
+        first = shown_oldest_undelivered_s(pane)
+        await asyncio.sleep(1.0)
+        later = shown_oldest_undelivered_s(pane)
+        assert first is not None
+        assert later is not None
+        assert later >= first + 0.5  # still growing, while the stalled client stays
+        assert pane.figures_view.undelivered_growing
+        assert pane.stalled is not None
+        # Delivered p99 stands still at what got through: it cannot show the stall.
+        assert pane.figures_view.p99_ms is not None
+        assert pane.figures_view.p99_ms < 1000 * later
+        await eventually(lambda: pane.figures_view.naive_waiting_s > 3, within=10)
         await pilot.click("#pane-ws #bots-stop")
         await eventually(lambda: pane.swarm is None and not bot_tasks(), within=15)
         # The bots are gone, but their handlers on the server are still stuck in the naive
@@ -732,6 +872,28 @@ async def test_pane_bots_right_then_naive_with_a_stalled_client(tmp_path: Path) 
         assert state.manager.member_count > 1
         app.query_one("#pane-ws #bots-stalled", Checkbox).value = False
         await eventually(lambda: state.manager.member_count == 0, within=30)
+        await pilot.press("b")
+
+
+async def test_pane_naive_room_flows_again_once_the_stalled_client_goes(tmp_path: Path) -> None:
+    """Ending the stalled client (the only thing that moves a naive room on) brings the
+    oldest undelivered message back to a young age."""
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_ws(app, pilot)
+        await pilot.press("b")
+        await start_pane_bots(app, pilot, LESSON_BOTS, LESSON_RATE, LESSON_SIZE)
+        await eventually(lambda: pane.figures_view.connected == LESSON_BOTS, within=30)
+        app.query_one("#pane-ws #bots-stalled", Checkbox).value = True
+        await eventually(lambda: (shown_oldest_undelivered_s(pane) or 0) > 2, within=90)
+        app.query_one("#pane-ws #bots-stalled", Checkbox).value = False
+        try:
+            await eventually(lambda: young(shown_oldest_undelivered_s(pane)), within=30)
+        except AssertionError:
+            raise AssertionError(f"{pane.figures_view} {pane.room.server_stats}") from None
+        assert pane.figures_view.msgs_out_per_s > 0
+        await pilot.click("#pane-ws #bots-stop")
+        await eventually(lambda: pane.swarm is None and not bot_tasks(), within=15)
         await pilot.press("b")
 
 
@@ -763,6 +925,29 @@ async def test_pane_refuses_a_bad_bot_count(tmp_path: Path) -> None:
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
 
+async def test_pane_says_what_blocking_mode_does_on_each_tab(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_ws(app, pilot)
+
+        def lesson() -> str:
+            return str(pane.query_one("#lesson", Static).content)
+
+        await pilot.press("b")
+        shown = {}
+        for view in VIEWS:
+            await pilot.click(f"#pane-ws #tab-{view}")
+            await pilot.pause(0.05)
+            shown[view] = lesson()
+        assert "stalled client's socket is full" in shown["bots"]
+        assert "No stall in the monitor" in shown["bots"]
+        assert "one member that stops reading stops the whole room" in shown["chat"]
+        assert shown["echo"].startswith("Each line you send")
+        await pilot.press("b")
+        assert "Blocking mode" not in lesson()
+        assert "the server drops it (1008)" in lesson()
+
+
 async def test_pane_code_view_shows_the_broadcast_that_runs(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -777,30 +962,212 @@ async def test_pane_code_view_shows_the_broadcast_that_runs(tmp_path: Path) -> N
         assert BOTS_ROOM == "bots"
 
 
+# -- the pane at 100x30 and up: whole, keys, the frame log ----------------------------------
+
+
+SIZES = [(100, 30), (140, 45), (200, 60)]
+
+
+def results_of(pane: WsPane) -> tuple[str, ...]:
+    return ("#frames", "#figures") if pane.view == "bots" else ("#frames",)
+
+
+async def visit_every_tab(pilot: Pilot[Any], pane: WsPane) -> dict[str, list[str]]:
+    """Each tab chosen in turn: what :func:`problems_of` finds on it."""
+    found = {}
+    for view in VIEWS:
+        await pilot.click(f"#pane-ws #tab-{view}")
+        await pilot.pause(0.1)
+        assert pane.view == view
+        found[view] = problems_of(pane, results=results_of(pane))
+    return found
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_pane_is_whole_on_every_tab_before_and_after_a_run(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=size) as pilot:
+        pane = await open_ws(app, pilot)
+        assert await visit_every_tab(pilot, pane) == {view: [] for view in VIEWS}
+        # a run on every tab: an echo, a ping, a join, a token, three bots
+        for view in VIEWS:
+            await pilot.click(f"#pane-ws #tab-{view}")
+            if view == "bots":
+                app.query_one("#pane-ws #bots-n", Input).value = "3"
+            await pilot.press("r")
+        await eventually(lambda: pane.figures_view.connected == 3, within=30)
+        await eventually(lambda: "auth ← " in log_text(app), within=10)
+        assert problems_of(pane, results=results_of(pane)) == []
+        assert await visit_every_tab(pilot, pane) == {view: [] for view in VIEWS}
+        figures = pane.query_one(BotFigures)
+        if size == (200, 60):  # the frame log takes the room; the controls stay compact
+            assert pane.query_one(FramesLog).outer_size.height >= 25
+            assert figures.outer_size.height == 5
+        await pilot.click("#pane-ws #bots-stop")
+        await eventually(lambda: pane.swarm is None and not bot_tasks(), within=15)
+
+
+async def test_enter_in_each_field_runs_it_and_escape_leaves_it(tmp_path: Path) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_ws(app, pilot)
+
+        async def enter_in(view: str, field: str, text: str | None = None) -> None:
+            await pilot.click(f"#pane-ws #tab-{view}")
+            await pilot.pause(0.05)
+            widget = app.query_one(f"#pane-ws #{field}", Input)
+            widget.focus()
+            if text is not None:
+                widget.value = ""
+                await pilot.press(*text)
+            await pilot.press("enter")
+
+        await enter_in("echo", "echo-text", "hi")
+        await eventually(lambda: "echo ← hi" in log_text(app), within=10)
+        await enter_in("json", "json-text", "yo")
+        await eventually(lambda: '"type":"ack","text":"yo"' in log_text(app), within=10)
+        await enter_in("chat", "chat-name")
+        await eventually(lambda: pane.chat_joined, within=10)
+        await enter_in("chat", "chat-text", "hey")
+        await eventually(lambda: '"text":"hey"' in log_text(app), within=10)
+        await pilot.click("#pane-ws #chat-join")  # Leave
+        await eventually(lambda: not pane.chat_joined, within=10)
+        await enter_in("chat", "chat-room")
+        await eventually(lambda: pane.chat_joined, within=10)
+        swarms = []
+        for field, value in (("bots-n", "2"), ("bots-rate", "5"), ("bots-size", "64")):
+            await enter_in("bots", field, value)
+            await eventually(lambda: pane.swarm is not None and pane.swarm not in swarms, within=10)
+            assert pane.swarm is not None
+            swarms.append(pane.swarm)
+            await eventually(lambda: pane.figures_view.connected == 2, within=30)
+        # Escape leaves the field; the app's keys work again, q quits.
+        app.query_one("#pane-ws #bots-size", Input).focus()
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("q")
+        await eventually(lambda: app.return_code is not None, within=10)
+    assert app.return_code == 0
+    await eventually(lambda: not bot_tasks(), within=15)
+
+
+def visible_log_text(log: FramesLog) -> str:
+    """The rows of the frame log as drawn now."""
+    rows = log.scrollable_content_region.height
+    return "\n".join("".join(s.text for s in log.render_line(y)) for y in range(rows))
+
+
+async def test_frames_log_follows_the_tail_across_tabs_and_keeps_a_scrolled_place(
+    tmp_path: Path,
+) -> None:
+    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_ws(app, pilot)
+        log = app.query_one("#pane-ws #frames", FramesLog)
+        await pilot.click("#pane-ws #tab-bots")  # the shortest log
+        for i in range(8):  # one at a time past its height: the scrollbar comes mid-way
+            pane.say(f"line {i}")
+            await pilot.pause(0.1)
+            assert f"line {i}" in visible_log_text(log), visible_log_text(log)
+        await pilot.click("#pane-ws #tab-echo")  # the tallest log
+        for i in range(8, 20):
+            pane.say(f"line {i}")
+        await pilot.pause(0.1)
+        # Switch tabs the way a user does; each changes the log's height.
+        for view in ("bots", "json", "chat", "auth"):
+            await pilot.click(f"#pane-ws #tab-{view}")
+            await pilot.pause(0.1)
+        expected = {
+            "missing": "closed 1008 token missing",
+            "bad": "closed 1008 token refused: bad signature",
+            "expired": "closed 1008 token expired",
+        }
+        for case, text in expected.items():
+            await pilot.click(f"#pane-ws #auth-{case}")
+            await eventually(lambda text=text: text in log_text(app), within=10)  # type: ignore[misc]
+            await pilot.pause(0.1)
+            assert text in visible_log_text(log), visible_log_text(log)
+        # A reader who scrolls up keeps their place while lines keep coming ...
+        log.scroll_home(animate=False)
+        await pilot.pause(0.1)
+        assert not log.following
+        pane.say("while you read")
+        await pilot.pause(0.1)
+        assert log.scroll_offset.y == 0
+        assert "while you read" not in visible_log_text(log)
+        # ... and follows again once back at the bottom.
+        log.scroll_end(animate=False)
+        await pilot.pause(0.1)
+        pane.say("newest")
+        await pilot.click("#pane-ws #tab-bots")
+        await pilot.pause(0.2)
+        assert "newest" in visible_log_text(log)
+
+
 # -- snapshot (every live number frozen) ------------------------------------------------
 
 
+#: the naive room at defaults, 12 s after the stalled client joined: nothing delivered,
+#: the oldest message waiting 7 s, delivered p50/p99 still those of what got through
 FROZEN_BOTS = BotFiguresView(
-    target=100,
-    connected=100,
+    target=20,
+    connected=20,
     msgs_in_per_s=0.0,
     msgs_out_per_s=0.0,
-    p50_ms=2210.4,
-    p99_ms=6120.9,
+    p50_ms=7.5,
+    p99_ms=12.1,
+    oldest_undelivered_s=7.04,
+    undelivered_growing=True,
     drops=1,
     closed_by_server=0,
     stalled=True,
+    stalled_for_s=12.0,
     mode="naive",
     queued_kib=0.0,
-    naive_waiting_s=6.2,
+    naive_waiting_s=6.9,
     last_drop="stalled: send timeout: one send waited over 2 s",
+)
+#: the right form at defaults after the drop: the room never stopped
+FROZEN_BOTS_RIGHT = BotFiguresView(
+    target=20,
+    connected=20,
+    msgs_in_per_s=40.0,
+    msgs_out_per_s=800.0,
+    p50_ms=7.5,
+    p99_ms=12.1,
+    oldest_undelivered_s=0.0213,
+    drops=1,
+    closed_by_server=0,
+    stalled_dropped=True,
+    mode="right",
+    queued_kib=0.0,
+    last_drop="stalled: send timeout: one send waited over 2 s",
+)
+BOT_LINES = (
+    f"bots: connecting {DEFAULT_BOTS} to /ws/chat/bots",
+    f"bots: {DEFAULT_BOTS} connected, chatting at {DEFAULT_RATE} msg/s of {DEFAULT_SIZE} chars",
+    "stalled client: joined, and will never read",
+)
+AUTH_LINES = (
+    "auth (valid): connecting with 2 subprotocol(s)",
+    'auth ← {"type":"welcome","name":"pane","expires_in_s":30.0}',
+    'auth ← {"type":"echo","from":"pane","text":"hello from the pane"}',
+    "auth (valid) × closed 1000",
+    "auth (missing): connecting with 1 subprotocol(s)",
+    "auth (missing) × closed 1008 token missing",
+    "auth (bad): connecting with 2 subprotocol(s)",
+    "auth (bad) × closed 1008 token refused: bad signature",
+    "auth (expired): connecting with 2 subprotocol(s)",
+    "auth (expired) × closed 1008 token expired 5.0 s ago",
 )
 
 
-def test_ws_pane_bots_stalled_by_the_naive_broadcast(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+def frozen_ws_pane(
+    view: str, lines: tuple[str, ...], figures: BotFiguresView | None, blocking: bool
+) -> Any:
+    """A ``run_before`` that opens the pane on ``view`` with every live number frozen."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         assert isinstance(pilot.app, ExplorerApp)
@@ -809,19 +1176,50 @@ def test_ws_pane_bots_stalled_by_the_naive_broadcast(
         await pilot.press(key_of(WsPane))
         pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
         pane = pilot.app.query_one(WsPane)
-        await pilot.click("#pane-ws #tab-bots")
-        pilot.app.blocking_switch.set(True)
+        await pilot.click(f"#pane-ws #tab-{view}")
+        pilot.app.blocking_switch.set(blocking)
         pane.figures_timer.pause()
-        pane.figures_view = FROZEN_BOTS
-        pane.query_one(BotFigures).show(FROZEN_BOTS)
-        for line in (
-            "bots: connecting 100 to /ws/chat/bots",
-            "bots: 100 connected, chatting at 50 msg/s of 4096 chars",
-            "stalled client: joined, and will never read",
-        ):
+        if figures is not None:
+            pane.figures_view = figures
+            pane.query_one(BotFigures).show(figures)
+            box = pane.query_one("#bots-stalled", Checkbox)
+            with box.prevent(Checkbox.Changed):  # ticked, without a real stalled client
+                box.value = figures.stalled or figures.stalled_dropped
+        for line in lines:
             pane.say(line)
         await pilot.pause(0.2)
         pilot.app.clear_notifications()
         await pilot.pause(0.1)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    return run_before
+
+
+def frozen_app(tmp_path: Path) -> ExplorerApp:
+    return ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+
+
+def test_ws_pane_bots_stalled_by_the_naive_broadcast(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    run_before = frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_ws_pane_bots_naive_at_100x30(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
+    run_before = frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_ws_pane_bots_right_after_the_drop_at_100x30(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    lines = (*BOT_LINES, "stalled client: dropped by the server (send timeout)")
+    run_before = frozen_ws_pane("bots", lines, FROZEN_BOTS_RIGHT, blocking=False)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_ws_pane_auth_refusals_at_140x45(
+    snap_compare: Any, utc_clock: None, tmp_path: Path
+) -> None:
+    run_before = frozen_ws_pane("auth", AUTH_LINES, None, blocking=False)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)

@@ -4,89 +4,42 @@ Every connection is a real ``websockets`` client over loopback, opened from this
 loop. The bots are up to 1,000 of them (:class:`~explorer.ws_bots.BotSwarm`), and a
 "stalled client" toggle adds one that stops reading: in blocking mode the naive broadcast
 stalls the whole room; in the right mode the room keeps flowing and the stalled client is
-dropped after its send timeout.
+dropped after its send timeout. The tabs' controls are in :mod:`explorer.widgets.ws_views`,
+the bots' figures in :mod:`explorer.widgets.ws_figures`, the frame log in
+:mod:`explorer.widgets.ws_frames`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-import httpx
 from textual import on, work
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import (
-    Button,
-    Checkbox,
-    ContentSwitcher,
-    Input,
-    Label,
-    Log,
-    RadioButton,
-    RadioSet,
-    Static,
-)
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.typing import Subprotocol
+from textual.widgets import Button, Checkbox, ContentSwitcher, Input, RadioSet, Static
+from websockets.asyncio.client import ClientConnection
 
 from server import ws_manager
 from server.monitor import Stall
 from server.routes import ws as routes
-from server.ws_tokens import SUBPROTOCOL, TokenSigner
+from server.ws_tokens import TokenSigner
 
 from ..code_source import SourceBlock, source_of
-from ..widgets.number_field import invalid_fields, number_input
+from ..widgets.number_field import invalid_fields
 from ..widgets.ws_figures import BotFigures, BotFiguresView
+from ..widgets.ws_frames import FramesLog
+from ..widgets.ws_views import BOTS_PITFALL, CHAT_PITFALL, LESSONS, VIEWS, WsTabs, WsViews
 from ..ws_bots import BotSwarm, StalledClient, ws_url
+from ..ws_clients import SOCKET_ERRORS, HeldSockets, read_frames, token_attempt
+from ..ws_delivery import Undelivered
+from ..ws_room import BotRoom
 from .base import PatternPane
 
-VIEWS = ("echo", "json", "chat", "auth", "bots")
-VIEW_LABELS = {"echo": "Echo", "json": "JSON", "chat": "Chat", "auth": "Auth", "bots": "Bots"}
-BOTS_ROOM = "bots"
 #: figures refresh rate (counters are read, never one redraw per message)
 FIGURES_HZ = 4.0
-STATS_EVERY_S = 0.5
-OPEN_TIMEOUT_S = 5.0
-
-LESSONS = {
-    "echo": "Each line you send comes straight back over a real WebSocket on this loop.",
-    "json": "A typed JSON protocol: ping gets pong, message gets ack; malformed JSON or an "
-    "unknown type gets an error frame and the socket stays open.",
-    "chat": "Join a room under a name: presence notices and every member's messages, "
-    "delivered through one bounded outbox and one writer task per member.",
-    "auth": "POST /ws/token, then connect offering the subprotocol bearer.<token> (never "
-    "the query string: that lands in logs). Missing, bad or expired: closed with 1008.",
-    "bots": "Real websockets clients in this process. Add the stalled client: once its "
-    "socket buffers are full (a few MB: ~20 s at 50 msg/s of 4 KiB) the room keeps flowing "
-    "and it is dropped after its 2 s send timeout (1008). Then press b.",
-}
-BOTS_PITFALL = (
-    "Blocking mode: the guide's `for connection in active: await connection.send_text(...)`. "
-    "With the stalled client in the room, once its socket is full every broadcast waits "
-    "on it: msg/s fall to zero and latency climbs, for everyone, until it goes."
-)
-
-
-@dataclass(frozen=True)
-class AuthCase:
-    key: str
-    label: str
-
-
-AUTH_CASES = (
-    AuthCase("valid", "valid token"),
-    AuthCase("missing", "missing token"),
-    AuthCase("bad", "bad signature"),
-    AuthCase("expired", "expired token"),
-)
 
 
 class WsPane(PatternPane):
@@ -97,20 +50,8 @@ class WsPane(PatternPane):
     SUMMARY: ClassVar[str] = "echo, JSON, token auth, chat; naive broadcast vs outboxes"
 
     DEFAULT_CSS = """
-    WsPane #ws-tabs { layout: horizontal; height: auto; width: 100%; border: none; }
-    WsPane #ws-tabs RadioButton { margin-right: 2; }
-    WsPane #ws-views { height: auto; }
-    WsPane #ws-views > * { height: auto; }
-    WsPane .row { height: auto; }
-    WsPane .row Button { margin-right: 1; min-width: 8; }
-    WsPane .row Label { padding: 1 1 0 1; }
-    WsPane .row Input { width: 1fr; }
-    WsPane #chat-name, WsPane #chat-room { width: 14; }
-    WsPane #bots-n, WsPane #bots-rate, WsPane #bots-size { width: 12; }
-    WsPane #bots-stalled { margin-left: 1; }
     WsPane #lesson { height: auto; color: $text-muted; }
     WsPane #lesson.-blocking { color: $error; }
-    WsPane #frames { height: 1fr; border: round $primary 40%; }
     """
 
     class Line(Message):
@@ -120,13 +61,6 @@ class WsPane(PatternPane):
             super().__init__()
             self.text = text
 
-    class ServerStats(Message):
-        """``GET /ws/stats`` while the bots run."""
-
-        def __init__(self, stats: dict[str, Any]) -> None:
-            super().__init__()
-            self.stats = stats
-
     view: reactive[str] = reactive("echo", init=False)
     chat_joined: reactive[bool] = reactive(False, init=False)
 
@@ -134,65 +68,20 @@ class WsPane(PatternPane):
         super().__init__(*args, **kwargs)
         # Held, not queried: timer- and worker-driven updates reach them during teardown.
         self._figures = BotFigures(id="figures")
-        self._log = Log(id="frames", max_lines=500)
+        self._log = FramesLog(id="frames")
+        self._log.border_title = "frames"
         self._lesson = Static(id="lesson")
-        self._join_button = Button("Join", id="chat-join", variant="primary")
-        self._sockets: dict[str, ClientConnection] = {}
-        self._socket_lock = asyncio.Lock()
-        self.swarm: BotSwarm | None = None
-        self.stalled: StalledClient | None = None
-        self.connecting_bots = False
-        self.server_stats: dict[str, Any] = {}
-        self._last_counts = (0, 0)
-        self._last_tick = 0.0
+        self._views = WsViews(self._figures)
+        self._sockets = HeldSockets()
+        self.room = BotRoom(self.context.http, self.say)
         self.figures_view = BotFiguresView()
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- layout --------------------------------------------------------------------------
 
-    def compose(self) -> ComposeResult:
-        with RadioSet(id="ws-tabs"):
-            for key in VIEWS:
-                yield RadioButton(VIEW_LABELS[key], value=key == "echo", id=f"tab-{key}")
-        with ContentSwitcher(id="ws-views", initial="view-echo"):
-            with Horizontal(id="view-echo", classes="row"):
-                yield Input(placeholder="text to echo", id="echo-text")
-                yield Button("Send", id="echo-send", variant="primary")
-            with Horizontal(id="view-json", classes="row"):
-                yield Button("ping", id="json-ping", variant="primary")
-                yield Input(placeholder="message text", id="json-text")
-                yield Button("message", id="json-send")
-                yield Button("malformed", id="json-bad")
-                yield Button("unknown type", id="json-unknown")
-            with Vertical(id="view-chat"):
-                with Horizontal(classes="row"):
-                    yield Label("name")
-                    yield Input("you", id="chat-name")
-                    yield Label("room")
-                    yield Input("lobby", id="chat-room")
-                    yield self._join_button
-                with Horizontal(classes="row"):
-                    yield Input(placeholder="say something", id="chat-text")
-                    yield Button("Send", id="chat-send")
-            with Horizontal(id="view-auth", classes="row"):
-                for case in AUTH_CASES:
-                    yield Button(
-                        case.label,
-                        id=f"auth-{case.key}",
-                        variant="primary" if case.key == "valid" else "default",
-                    )
-            with Vertical(id="view-bots"):
-                with Horizontal(classes="row"):
-                    yield Label("bots")
-                    yield number_input("bots-n", "100", 1, 1000, "Bots")
-                    yield Label("msg/s")
-                    yield number_input("bots-rate", "50", 0, 5000, "Messages per second")
-                    yield Label("size")
-                    yield number_input("bots-size", "4096", 16, 16384, "Message size (chars)")
-                    yield Button("Start", id="bots-start", variant="primary")
-                    yield Button("Stop", id="bots-stop")
-                    yield Checkbox("stalled client", id="bots-stalled")
-                yield self._figures
+    def compose(self) -> Any:
+        yield WsTabs()
+        yield self._views
         yield self._lesson
         yield self._log
 
@@ -208,9 +97,7 @@ class WsPane(PatternPane):
             self._unsubscribe()
         # The stalled socket is ours, not a task: close it here. The bot and socket
         # workers are cancelled with the pane; their finally blocks close the rest.
-        if self.stalled is not None:
-            self.stalled.close()
-            self.stalled = None
+        self.room.remove_stalled(quietly=True)
 
     # -- tabs ------------------------------------------------------------------------------
 
@@ -227,54 +114,88 @@ class WsPane(PatternPane):
         self._show_lesson()
 
     def _show_lesson(self) -> None:
-        pitfall = self.context.blocking.enabled and self.view in ("bots", "chat")
-        self._lesson.update(BOTS_PITFALL if pitfall else LESSONS[self.view])
-        self._lesson.set_class(pitfall, "-blocking")
+        pitfalls = {"bots": BOTS_PITFALL, "chat": CHAT_PITFALL}
+        pitfall = pitfalls.get(self.view) if self.context.blocking.enabled else None
+        self._lesson.update(pitfall or LESSONS[self.view])
+        self._lesson.set_class(pitfall is not None, "-blocking")
 
     def action_run(self) -> None:
         """The ``r`` key: the current tab's main button."""
-        main = {
-            "echo": "echo-send",
-            "json": "json-ping",
-            "chat": "chat-join",
-            "auth": "auth-valid",
-            "bots": "bots-start",
+        main: dict[str, Callable[[], object]] = {
+            "echo": self.send_echo,
+            "json": lambda: self.send_json("json-ping"),
+            "chat": self.toggle_chat,
+            "auth": lambda: self.try_auth("valid"),
+            "bots": self.start_bots,
         }
-        self.do_button(main[self.view])
-
-    def do_button(self, button_id: str) -> None:
-        """What a click on ``button_id`` does."""
-        if button_id == "echo-send":
-            text = self.query_one("#echo-text", Input).value or "hello"
-            self.send_frame("echo", "/ws/echo", text)
-        elif button_id.startswith("json-"):
-            self.send_frame("json", "/ws/json", self._json_frame(button_id))
-        elif button_id == "chat-join":
-            if self.chat_joined:
-                self.leave_chat()
-            else:
-                self.join_chat()
-        elif button_id == "chat-send":
-            self._chat_send()
-        elif button_id.startswith("auth-"):
-            self.try_auth(button_id.removeprefix("auth-"))
-        elif button_id == "bots-start":
-            self._start_bots()
-        elif button_id == "bots-stop":
-            self.stop_bots()
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        if event.button.id:
-            self.do_button(event.button.id)
+        main[self.view]()
 
     def submit(self, field: Input) -> None:
-        """Enter sends what the field holds; in the bots' fields it runs the tab."""
-        targets = {"echo-text": "echo-send", "json-text": "json-send", "chat-text": "chat-send"}
-        if field.id in targets:
-            self.do_button(targets[field.id])
+        """Enter sends what the field holds; in chat's name and room it joins; in the bots'
+        fields it (re)starts the bots."""
+        if field.id == "echo-text":
+            self.send_echo()
+        elif field.id == "json-text":
+            self.send_json("json-send")
+        elif field.id == "chat-text":
+            self.chat_send()
+        elif field.id in ("chat-name", "chat-room"):
+            if self.chat_joined:
+                self.notify("Joined already: Leave first to change name or room.")
+            else:
+                self.join_chat()
         else:
             self.action_run()
+
+    # -- buttons ---------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#echo-send")
+    def send_echo(self) -> None:
+        text = self.query_one("#echo-text", Input).value or "hello"
+        self.send_frame("echo", "/ws/echo", text)
+
+    @on(Button.Pressed, "#json-ping, #json-send, #json-bad, #json-unknown")
+    def _json_button(self, event: Button.Pressed) -> None:
+        self.send_json(event.button.id or "json-ping")
+
+    def send_json(self, button_id: str) -> None:
+        self.send_frame("json", "/ws/json", self._json_frame(button_id))
+
+    @on(Button.Pressed, "#chat-join")
+    def toggle_chat(self) -> None:
+        if self.chat_joined:
+            self.leave_chat()
+        else:
+            self.join_chat()
+
+    @on(Button.Pressed, "#chat-send")
+    def chat_send(self) -> None:
+        if not self.chat_joined:
+            self.notify("Join a room first.", severity="warning")
+            return
+        text_input = self.query_one("#chat-text", Input)
+        frame = json.dumps({"type": "message", "text": text_input.value or "hi"})
+        text_input.value = ""
+        self.send_frame("chat", "/ws/chat", frame)
+
+    @on(Button.Pressed, "#auth-valid, #auth-missing, #auth-bad, #auth-expired")
+    def _auth_button(self, event: Button.Pressed) -> None:
+        self.try_auth((event.button.id or "auth-valid").removeprefix("auth-"))
+
+    @on(Button.Pressed, "#bots-start")
+    def start_bots(self) -> None:
+        fields = [self.query_one(f"#bots-{k}", Input) for k in ("n", "rate", "size")]
+        problems = invalid_fields(*fields)
+        if problems:
+            self.notify(problems[0][1], title="Invalid input", severity="error")
+            problems[0][0].focus()
+            return
+        n, rate, size = (int(f.value) for f in fields)
+        self.run_bots(n, rate, size)
+
+    @on(Button.Pressed, "#bots-stop")
+    def stop_bots(self) -> None:
+        self.workers.cancel_group(self, "ws-bots")
 
     def _json_frame(self, button_id: str) -> str:
         text = self.query_one("#json-text", Input).value or "hello"
@@ -299,32 +220,21 @@ class WsPane(PatternPane):
 
     async def _socket(self, kind: str, path: str) -> ClientConnection:
         """The open connection for ``kind``, connecting (and starting its reader) if needed."""
-        async with self._socket_lock:
-            conn = self._sockets.get(kind)
-            if conn is not None and conn.close_code is None:
-                return conn
-            url = ws_url(str(self.context.http.base_url), path)
-            conn = await connect(url, open_timeout=OPEN_TIMEOUT_S, close_timeout=1.0)
-            self._sockets[kind] = conn
+        url = ws_url(str(self.context.http.base_url), path)
+        conn, new = await self._sockets.get(kind, url)
+        if new:
             self.read_socket(kind, conn)
-            return conn
+        return conn
 
     @work(group="ws-readers")
     async def read_socket(self, kind: str, conn: ClientConnection) -> None:
         """Show every frame the server sends on this connection, then how it closed."""
         try:
-            async for frame in conn:
-                self.say(f"{kind} ← {str(frame)[:300]}")
-        except ConnectionClosed:
-            pass
+            await read_frames(kind, conn, self.say)
         finally:
-            if self._sockets.get(kind) is conn:
-                del self._sockets[kind]
+            self._sockets.forget(kind, conn)
             if kind == "chat":
                 self.chat_joined = False
-            with contextlib.suppress(Exception):
-                await conn.close()
-        self.say(f"{kind} × closed {conn.close_code} {conn.close_reason or ''}".rstrip())
 
     @work(group="ws-io")
     async def send_frame(self, kind: str, path: str, text: str) -> None:
@@ -333,26 +243,28 @@ class WsPane(PatternPane):
             conn = await self._socket(kind, path)
             self.say(f"{kind} → {text[:300]}")
             await conn.send(text)
-        except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+        except SOCKET_ERRORS as exc:
             self.say(f"{kind} ! {type(exc).__name__}: {exc}")
 
     def join_chat(self) -> None:
         name_input = self.query_one("#chat-name", Input)
         room_input = self.query_one("#chat-room", Input)
-        path = f"/ws/chat/{room_input.value.strip()}?name={name_input.value.strip()}"
+        # Quoted, so a bad name reaches the server and comes back as its 1008 reason.
+        room, name = (quote(i.value.strip(), safe="") for i in (room_input, name_input))
+        path = f"/ws/chat/{room}?name={name}"
         self.open_chat(path)
 
     @work(group="ws-io")
     async def open_chat(self, path: str) -> None:
         try:
             await self._socket("chat", path)
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
+        except SOCKET_ERRORS as exc:
             self.say(f"chat ! {type(exc).__name__}: {exc}")
             return
         self.chat_joined = True
 
     def leave_chat(self) -> None:
-        conn = self._sockets.get("chat")
+        conn = self._sockets.current("chat")
         if conn is not None:
             self.close_socket(conn)
 
@@ -361,164 +273,47 @@ class WsPane(PatternPane):
         await conn.close()
 
     def watch_chat_joined(self, joined: bool) -> None:
-        self._join_button.label = "Leave" if joined else "Join"
-
-    def _chat_send(self) -> None:
-        if not self.chat_joined:
-            self.notify("Join a room first.", severity="warning")
-            return
-        text_input = self.query_one("#chat-text", Input)
-        frame = json.dumps({"type": "message", "text": text_input.value or "hi"})
-        text_input.value = ""
-        self.send_frame("chat", "/ws/chat", frame)
+        self._views.join_button.label = "Leave" if joined else "Join"
 
     # -- auth ------------------------------------------------------------------------------
 
     @work(group="ws-auth")
     async def try_auth(self, case: str) -> None:
-        """Get a token the way the case says, connect to /ws/secure with it, report."""
-        http = self.context.http
-        try:
-            subprotocols = [Subprotocol(SUBPROTOCOL)]
-            if case in ("valid", "bad", "expired"):
-                endpoint = "/ws/token/expired" if case == "expired" else "/ws/token"
-                body: dict[str, Any] = {"name": "pane"}
-                if case != "expired":
-                    body["ttl_s"] = 30
-                response = await http.post(endpoint, json=body)
-                response.raise_for_status()
-                token = response.json()["token"]
-                if case == "bad":
-                    # Signed by another secret: right shape, wrong signature.
-                    token = TokenSigner().issue("pane", 30)[0]
-                subprotocols.append(Subprotocol(f"bearer.{token}"))
-            url = ws_url(str(http.base_url), "/ws/secure")
-            self.say(f"auth ({case}): connecting with {len(subprotocols)} subprotocol(s)")
-            async with connect(
-                url, subprotocols=subprotocols, open_timeout=OPEN_TIMEOUT_S, close_timeout=1.0
-            ) as conn:
-                try:
-                    first = await asyncio.wait_for(conn.recv(), OPEN_TIMEOUT_S)
-                    self.say(f"auth ← {first!s}")
-                    await conn.send("hello from the pane")
-                    self.say(f"auth ← {await asyncio.wait_for(conn.recv(), OPEN_TIMEOUT_S)}")
-                except ConnectionClosed:
-                    pass
-            self.say(f"auth ({case}) × closed {conn.close_code} {conn.close_reason}".rstrip())
-        except (httpx.HTTPError, OSError, InvalidHandshake, TimeoutError, ValueError) as exc:
-            self.say(f"auth ! {type(exc).__name__}: {exc}")
+        """One Auth button: get a token that way, connect to /ws/secure, say what happened."""
+        await token_attempt(self.context.http, case, self.say)
 
     # -- bots ------------------------------------------------------------------------------
 
-    def _start_bots(self) -> None:
-        fields = [self.query_one(f"#bots-{k}", Input) for k in ("n", "rate", "size")]
-        problems = invalid_fields(*fields)
-        if problems:
-            self.notify(problems[0][1], title="Invalid input", severity="error")
-            problems[0][0].focus()
-            return
-        n, rate, size = (int(f.value) for f in fields)
-        self.run_bots(n, rate, size)
+    @property
+    def swarm(self) -> BotSwarm | None:
+        """The bots now in the room (None when stopped)."""
+        return self.room.swarm
+
+    @property
+    def stalled(self) -> StalledClient | None:
+        """Our client that never reads, while it is open."""
+        return self.room.stalled
 
     @work(group="ws-bots", exclusive=True)
     async def run_bots(self, n: int, rate: int, size: int) -> None:
-        """Connect ``n`` bots (progress shown), chat at ``rate``, until stopped or unmounted."""
-        swarm = BotSwarm(str(self.context.http.base_url), BOTS_ROOM)
-        self.swarm = swarm
-        self.connecting_bots = True
-        try:
-            self.say(f"bots: connecting {n} to /ws/chat/{BOTS_ROOM}")
-            opened = await swarm.connect(n)
-            self.connecting_bots = False
-            self.say(f"bots: {opened} connected, chatting at {rate} msg/s of {size} chars")
-            swarm.start_chatting(rate, size)
-            while True:
-                await self._fetch_stats()
-                await asyncio.sleep(STATS_EVERY_S)
-        finally:
-            self.connecting_bots = False
-            # Cancelled (Stop, a new Start, the pane or the app closing): close every bot
-            # and await every task before this worker ends.
-            await swarm.close()
-            if self.swarm is swarm:
-                self.swarm = None
-            self.say("bots: all closed")
-
-    async def _fetch_stats(self) -> None:
-        try:
-            response = await self.context.http.get("/ws/stats")
-            self.post_message(self.ServerStats(response.json()))
-        except (httpx.HTTPError, ValueError):
-            pass  # the figures keep their last server values
-
-    def on_ws_pane_server_stats(self, message: ServerStats) -> None:
-        self.server_stats = message.stats
-
-    def stop_bots(self) -> None:
-        self.workers.cancel_group(self, "ws-bots")
+        """Connect ``n`` bots, chat at ``rate``, until stopped or unmounted."""
+        await self.room.run(n, rate, size)
 
     @on(Checkbox.Changed, "#bots-stalled")
     def _stalled_toggled(self, event: Checkbox.Changed) -> None:
         if event.value:
             self.add_stalled()
-        elif self.stalled is not None:
-            self.stalled.close()
-            self.stalled = None
-            self.say("stalled client: socket closed (no close frame)")
+        else:
+            self.room.remove_stalled()
 
     @work(group="ws-stalled", exclusive=True)
     async def add_stalled(self) -> None:
         """Join the bots' room with a client that never reads."""
-        url = ws_url(str(self.context.http.base_url), f"/ws/chat/{BOTS_ROOM}?name=stalled")
-        client = StalledClient(url)
-        try:
-            await client.connect()
-        except (OSError, TimeoutError) as exc:
-            self.say(f"stalled client ! {type(exc).__name__}: {exc}")
-            return
-        if self.stalled is not None:
-            self.stalled.close()
-        self.stalled = client
-        self.say("stalled client: joined, and will never read")
+        await self.room.add_stalled()
 
     def refresh_figures(self) -> None:
-        """At <= 4 Hz: rates from counter deltas, latency percentiles, server figures."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        swarm = self.swarm
-        stats = self.server_stats
-        if swarm is None:
-            view = BotFiguresView(
-                stalled=self.stalled is not None,
-                mode="naive" if self.context.blocking.enabled else "right",
-            )
-        else:
-            figures = swarm.figures
-            sent, received = figures.sent, figures.received
-            elapsed = now - self._last_tick if self._last_tick else 0.0
-            last_sent, last_received = self._last_counts
-            self._last_counts = (sent, received)
-            in_rate = (sent - last_sent) / elapsed if elapsed > 0 else 0.0
-            out_rate = (received - last_received) / elapsed if elapsed > 0 else 0.0
-            p50, p99 = swarm.latency_ms()
-            drops = stats.get("recent_drops") or []
-            view = BotFiguresView(
-                target=figures.target,
-                connected=figures.connected,
-                connecting=self.connecting_bots,
-                msgs_in_per_s=in_rate,
-                msgs_out_per_s=out_rate,
-                p50_ms=p50,
-                p99_ms=p99,
-                drops=int(stats.get("drops", 0)),
-                closed_by_server=figures.closed_by_server,
-                stalled=self.stalled is not None,
-                mode="naive" if self.context.blocking.enabled else "right",
-                queued_kib=stats.get("queued_bytes", 0) / 1024,
-                naive_waiting_s=float(stats.get("naive_waiting_s", 0.0)),
-                last_drop=f"{drops[-1]['name']}: {drops[-1]['reason']}" if drops else "",
-            )
-        self._last_tick = now
+        """At <= 4 Hz: the room's figures, redrawn only when something changed."""
+        view = self.room.view(self.context.blocking.enabled, self.figures_view)
         if view != self.figures_view:
             self.figures_view = view
             self._figures.show(view)
@@ -543,7 +338,7 @@ class WsPane(PatternPane):
             return [
                 source_of(routes.secure, "server: /ws/secure"),
                 source_of(TokenSigner.verify, "server: checking the token"),
-                source_of(WsPane.try_auth, "client: this pane's worker"),
+                source_of(token_attempt, "client: the Auth buttons"),
             ]
         fan_out = (
             source_of(manager.naive_broadcast, "server: the naive broadcast (blocking mode)")
@@ -558,4 +353,7 @@ class WsPane(PatternPane):
         ]
         if self.view == "bots":
             blocks.append(source_of(BotSwarm._chat, "client: the bots' sender"))
+            blocks.append(
+                source_of(Undelivered.oldest_age_s, "client: the oldest undelivered message")
+            )
         return blocks

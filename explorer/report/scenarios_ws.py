@@ -48,6 +48,8 @@ class Delivery:
     longest_pause_s: float = 0.0
     #: deliveries when the room was found stuck (None: it never was)
     stuck_at: int | None = None
+    #: the oldest message some bot still waited for, at its worst (what the pane shows)
+    oldest_undelivered_s: float = 0.0
 
 
 async def ws_stats(run: ScenarioRun) -> dict[str, Any]:
@@ -91,6 +93,9 @@ async def deliver(swarm: BotSwarm, stalled: StalledClient) -> Delivery:
                 last_total, last_change = total, now
             paused = now - last_change
             delivery.longest_pause_s = max(delivery.longest_pause_s, paused)
+            delivery.oldest_undelivered_s = max(
+                delivery.oldest_undelivered_s, swarm.oldest_undelivered_s()
+            )
             if paused >= STUCK_S and delivery.stuck_at is None:
                 delivery.stuck_at = total
                 stalled.close()  # pull its plug: no close frame, the server sees a reset
@@ -159,6 +164,7 @@ async def ws_stalled_reader(run: ScenarioRun) -> Outcome:
             f"{delivery.longest_pause_s:.1f} s until {STALLED_NAME} was unplugged; "
             f"then {delivered:,}/{expected:,}"
         )
+    note += f"; oldest undelivered message waited up to {delivery.oldest_undelivered_s:.2f} s"
     if swarm.figures.closed_by_server:
         note += f"; {swarm.figures.closed_by_server} bot(s) closed by the server"
     p50, p99 = swarm.latency_ms()
@@ -170,6 +176,7 @@ async def ws_stalled_reader(run: ScenarioRun) -> Outcome:
         "delivered": delivered,
         "stuck_at": delivery.stuck_at,
         "longest_pause_s": round(delivery.longest_pause_s, 3),
+        "oldest_undelivered_s": round(delivery.oldest_undelivered_s, 3),
         "stalled_dropped": dropped,
         "bots_closed_by_server": swarm.figures.closed_by_server,
         "out_of_order": swarm.figures.out_of_order,
