@@ -33,7 +33,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from server.blocking import BlockingSwitch
-from server.heap import settle_heap
+from server.heap import keep_out_of_collections, settle_heap
 from server.monitor import LoopMonitor, Stall
 from server.runner import ServerError, ServerHandle
 from server.settings import Settings
@@ -112,6 +112,7 @@ class ExplorerApp(App[int]):
         self._gauge_timer: Timer | None = None
         self._gauges: tuple[LatencyBar, StallInspector, RichLog, TopBar] | None = None
         self.context: ExplorerContext | None = None
+        self._settled: set[str] = {PANES[0].SLUG}  # the first pane settles with start-up
 
     # -- layout --------------------------------------------------------------------------
 
@@ -339,6 +340,11 @@ class ExplorerApp(App[int]):
             # next widget of it), it would take the app's keys as text (q typed into a field).
             if not self.showing_code and not nav.has_focus:
                 self.call_after_refresh(self._focus_main, False)
+            if slug not in self._settled:
+                # A pane's first showing builds what lives as long as the app (its widgets,
+                # styles, caches): out of the collector's way once it is drawn.
+                self._settled.add(slug)
+                self.set_timer(1.0, keep_out_of_collections)
 
     def current_pane(self) -> PatternPane | None:
         panes = self.query(PatternPane).filter(f"#pane-{self.current_slug}")

@@ -14,3 +14,16 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def keep_out_of_collections() -> None:
+    """Move every object alive now to the permanent generation, without collecting.
+
+    Instant (no walk). For a moment after which most objects alive will stay alive: a
+    full collection then walks only what was made since, so its pause stays short. The
+    price: a reference cycle frozen here and dropped later is never collected, so call it
+    a bounded number of times (the explorer: once per pane, after it was first drawn).
+    Measured on the 100×30 tour: 7-9 collector pauses over 50 ms (up to 174 ms) without,
+    none with it.
+    """
+    gc.freeze()
