@@ -102,7 +102,9 @@ class ExplorerApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._last_stall_seq = 0
         self._stall_offset = (0, 0.0)
-        #: unix time from which stalls count (start-up work, heap settling, is no lesson)
+        #: stalls that began in [_launched_at, _counting_from) are start-up work (imports,
+        #: first layout, heap settling): no lesson, not counted
+        self._launched_at = time.time()
         self._counting_from = float("inf")
         self._last_toast = 0.0
         self._stopped = False
@@ -212,6 +214,9 @@ class ExplorerApp(App[int]):
                 snapshot.stall_total_ms,
             )
 
+    def _is_start_up(self, stall: Stall) -> bool:
+        return self._launched_at <= stall.started_at < self._counting_from
+
     def _watchdog_poll_s(self) -> float:
         return self.settings.monitor.watchdog_poll_s
 
@@ -231,14 +236,14 @@ class ExplorerApp(App[int]):
         if new:
             self._last_stall_seq = new[-1].seq
             # a stall that began during start-up is published only after it: not counted
-            early = [s for s in new if s.started_at < self._counting_from]
+            early = [s for s in new if self._is_start_up(s)]
             if early:
                 count, total = self._stall_offset
                 self._stall_offset = (
                     count + len(early),
                     total + sum(s.duration_ms for s in early),
                 )
-                new = [s for s in new if s.started_at >= self._counting_from]
+                new = [s for s in new if not self._is_start_up(s)]
         count, total = self._stall_offset
         latency_bar.snapshot = replace(
             snapshot,

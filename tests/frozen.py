@@ -6,11 +6,13 @@ replaced by one of these (the pane's own tests freeze the rest of their figures)
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 from explorer.panes.base import PatternPane
 from explorer.registry import PANES
 from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
+from server.routes import basics
 
 T0 = 1_795_000_000.0  # a fixed moment (the inspector shows local times of day)
 
@@ -20,13 +22,19 @@ def key_of(pane: type[PatternPane]) -> str:
     return str(PANES.index(pane) + 1)
 
 
+def _sleep_line() -> int:
+    """Where ``async_sleep`` calls ``time.sleep`` today: frozen figures, real line."""
+    lines, start = inspect.getsourcelines(basics.async_sleep)
+    return start + next(i for i, text in enumerate(lines) if "time.sleep(" in text)
+
+
 FROZEN_STALLS = tuple(
     Stall(
         seq=i + 1,
         started_at=T0 + 0.21 * i,
         duration_ms=200.9 + i,
         kind="blocking",
-        location="server/routes/basics.py:77 in async_sleep",
+        location=f"server/routes/basics.py:{_sleep_line()} in async_sleep",
         route="GET /basics/async",
         cpu_ms=0.8 + i,
     )
