@@ -32,22 +32,21 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
+from explorer.code_source import source_around
+from explorer.context import ExplorerContext, MonitorSource
+from explorer.log_sink import QueueingLogHandler, RootLogCapture
+from explorer.pane import PatternPane
+from explorer.registry import PANES
+from explorer.widgets.code_view import CodeView
+from explorer.widgets.latency_bar import LatencyBar
+from explorer.widgets.stall_inspector import StallInspector
+from explorer.widgets.too_small import TooSmall
+from explorer.widgets.top_bar import TopBar
 from server.blocking import BlockingSwitch
 from server.heap import keep_out_of_collections, settle_heap
 from server.monitor import LoopMonitor, Stall
 from server.runner import ServerError, ServerHandle
 from server.settings import Settings
-
-from .code_source import source_around
-from .context import ExplorerContext, MonitorSource
-from .log_sink import QueueingLogHandler, RootLogCapture
-from .panes.base import PatternPane
-from .registry import PANES
-from .widgets.code_view import CodeView
-from .widgets.latency_bar import LatencyBar
-from .widgets.stall_inspector import StallInspector
-from .widgets.too_small import TooSmall
-from .widgets.top_bar import TopBar
 
 #: how often gauges, the stall list and the log pane refresh (every redraw is loop time)
 GAUGE_HZ = 4.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -13,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from explorer.tools.report.cli import add_arguments as add_report_arguments
+from explorer.tools.report.cli import run_report_command
 from server import __version__
 from server.monitor import MonitorConfig
+from server.patterns import PATTERNS
 from server.settings import Settings
-
-from .report.cli import add_arguments as add_report_arguments
-from .report.cli import run_report_command
 
 EPILOG = """\
 keys in the explorer:
@@ -32,7 +33,7 @@ examples:
   fastasync-explorer --port 0              any free port (shown in the title bar)
   fastasync-explorer serve --port 8000     the same app without the UI, for curl
   fastasync-explorer bench                 throughput and lag figures, side by side
-  fastasync-explorer bench ws              a pattern's own benchmark (ws, streaming, db, cache)
+  fastasync-explorer bench ws              a pattern's own benchmark (ws, stream, db, cache)
   fastasync-explorer report --out DIR      every pattern right vs pitfall, as Markdown + JSON
 """
 
@@ -90,12 +91,13 @@ def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -
     )
 
 
-#: ``fastasync-explorer bench <pattern>``: each pattern's benchmark module (``main(argv)``)
+#: ``fastasync-explorer bench <slug>``: the patterns that have a benchmark of their own,
+#: ``explorer/patterns/<slug>/bench.py`` with ``main(argv)`` (found, not imported: the
+#: CLI must not load Textual for ``serve``)
 PATTERN_BENCHMARKS = {
-    "ws": "explorer.bench_ws",
-    "streaming": "explorer.bench_streaming",
-    "db": "explorer.bench_db",
-    "cache": "explorer.bench_cache",
+    slug: f"explorer.patterns.{slug}.bench"
+    for slug in PATTERNS
+    if importlib.util.find_spec(f"explorer.patterns.{slug}.bench") is not None
 }
 
 
@@ -185,7 +187,7 @@ def warn_if_exposed(settings: Settings) -> None:
 
 
 def run_tui(settings: Settings) -> int:
-    from .app import ExplorerApp  # imported here so `serve` never loads Textual
+    from explorer.app import ExplorerApp  # imported here so `serve` never loads Textual
 
     warn_if_exposed(settings)
     app = ExplorerApp(settings)
@@ -236,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(PATTERN_BENCHMARKS[args.pattern])
             code: int = module.main(args.pattern_args)
             return code
-        from .bench import run_bench
+        from explorer.tools.bench import run_bench
 
         return run_bench(args)
     return run_tui(settings)

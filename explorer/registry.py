@@ -1,32 +1,25 @@
-"""The panes the explorer offers, in menu order. Only patterns that really work are here."""
+"""The panes the explorer offers, in menu order: one per slug of ``server.patterns``."""
 
 from __future__ import annotations
 
-from .panes.base import PatternPane
-from .panes.basics import BasicsPane
-from .panes.cache import CachePane
-from .panes.concurrency import ConcurrencyPane
-from .panes.db import DbPane
-from .panes.sse import SsePane
-from .panes.stream import StreamPane
-from .panes.tasks import TasksPane
-from .panes.ws import WsPane
-
-PANES: tuple[type[PatternPane], ...] = (
-    BasicsPane,
-    ConcurrencyPane,
-    TasksPane,
-    WsPane,
-    SsePane,
-    StreamPane,
-    DbPane,
-    CachePane,
-)
+from explorer.pane import PatternPane
+from explorer.patterns import part_of
+from server.patterns import PATTERNS
 
 
-def pane_for(slug: str) -> type[PatternPane]:
-    """The pane class of a pattern slug."""
-    for pane in PANES:
-        if slug == pane.SLUG:
-            return pane
-    raise KeyError(slug)
+def pane_of(slug: str) -> type[PatternPane]:
+    """The pattern's pane: the one :class:`PatternPane` of its ``pane.py`` with its slug."""
+    module = part_of(slug, "pane")
+    panes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, PatternPane)
+        and getattr(value, "SLUG", None) == slug
+    ]
+    if len(panes) != 1:
+        raise LookupError(f"{module.__name__} must define one PatternPane with SLUG {slug!r}")
+    return panes[0]
+
+
+PANES: tuple[type[PatternPane], ...] = tuple(pane_of(slug) for slug in PATTERNS)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from explorer.app import ExplorerApp
-from explorer.panes.basics import BasicsPane
+from explorer.patterns.basics.pane import BasicsPane
 from server.settings import Settings
 
 

@@ -10,18 +10,15 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from . import __version__
-from .blocking import BlockingSwitch
-from .cpu_pool import CpuPool
-from .errors import document_body_errors, install_error_handlers
-from .heap import settle_heap
-from .middleware import RequestAttribution
-from .monitor import LoopMonitor
-from .routes import basics, cache, concurrency, db, monitor, sse, stream, tasks, ws
-from .settings import Settings
-
-#: Pattern routers in menu order; each module's name is its slug.
-PATTERN_ROUTERS = (basics, concurrency, tasks, ws, sse, stream, db, cache)
+from server import __version__, monitor_routes
+from server.blocking import BlockingSwitch
+from server.errors import document_body_errors, install_error_handlers
+from server.heap import settle_heap
+from server.middleware import RequestAttribution
+from server.monitor import LoopMonitor
+from server.patterns import PATTERNS, router_of
+from server.patterns.basics.cpu_pool import CpuPool
+from server.settings import Settings
 
 
 @asynccontextmanager
@@ -62,9 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.blocking = BlockingSwitch(settings.blocking_mode)
     app.add_middleware(RequestAttribution)
     install_error_handlers(app)
-    app.include_router(document_body_errors(monitor.router))
-    for pattern in PATTERN_ROUTERS:
-        app.include_router(document_body_errors(pattern.router))
+    app.include_router(document_body_errors(monitor_routes.router))
+    for slug in PATTERNS:
+        app.include_router(document_body_errors(router_of(slug)))
 
     @app.get("/", tags=["meta"])
     async def index() -> dict[str, Any]:
@@ -74,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "version": __version__,
             "docs": "/docs",
             "monitor": "/monitor",
-            "patterns": [p.__name__.rsplit(".", 1)[-1] for p in PATTERN_ROUTERS],
+            "patterns": list(PATTERNS),
         }
 
     return app

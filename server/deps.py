@@ -12,9 +12,9 @@ from typing import Annotated, cast
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from .blocking import BlockingSwitch
-from .cpu_pool import CpuPool
-from .monitor import LoopMonitor
+from server.blocking import BlockingSwitch
+from server.monitor import LoopMonitor
+from server.patterns.basics.cpu_pool import CpuPool
 
 
 async def get_monitor(conn: HTTPConnection) -> LoopMonitor:

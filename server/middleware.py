@@ -6,7 +6,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .monitor import request_tasks
+from server.monitor import request_tasks
 
 
 class RequestAttribution:

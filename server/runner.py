@@ -20,8 +20,8 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from .app import create_app
-from .settings import Settings
+from server.app import create_app
+from server.settings import Settings
 
 log = logging.getLogger("fastasync.server")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from explorer.panes.base import PatternPane
+from explorer.pane import PatternPane
 from explorer.registry import PANES
 from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
-from server.routes import basics
+from server.patterns.basics import router as basics
 
 T0 = 1_795_000_000.0  # a fixed moment (the inspector shows local times of day)
 
@@ -34,7 +34,7 @@ FROZEN_STALLS = tuple(
         started_at=T0 + 0.21 * i,
         duration_ms=200.9 + i,
         kind="blocking",
-        location=f"server/routes/basics.py:{_sleep_line()} in async_sleep",
+        location=f"server/patterns/basics/router.py:{_sleep_line()} in async_sleep",
         route="GET /basics/async",
         cpu_ms=0.8 + i,
     )

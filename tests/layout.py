@@ -10,7 +10,7 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Button, Input, RadioButton, Select
 
-from explorer.panes.base import PatternPane
+from explorer.pane import PatternPane
 
 #: the kinds of widget a user must be able to reach and read
 CONTROLS = (Button, Input, Select, RadioButton)

@@ -16,7 +16,7 @@ import time
 import httpx
 
 from explorer.app import ExplorerApp
-from explorer.panes.basics import BasicsPane
+from explorer.patterns.basics.pane import BasicsPane
 from server.settings import Settings
 from tests.conftest import eventually
 

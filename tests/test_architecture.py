@@ -1,4 +1,4 @@
-"""The boundaries DESIGN.md sets, checked: who imports whom, one slug in four places."""
+"""The boundaries docs/architecture.md sets, checked: who imports whom, one home per pattern."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from explorer.registry import PANES
+from server.patterns import PATTERNS, router_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "server"
 EXPLORER = ROOT / "explorer"
-#: routers that are not patterns (no pane of their own)
-INFRASTRUCTURE_ROUTES = {"monitor"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -67,28 +66,63 @@ def test_widgets_do_no_io(path: Path) -> None:
     assert not imported_modules(path) & {"httpx", "socket", "websockets", "aiosqlite", "asyncpg"}
 
 
-def test_every_pattern_has_its_route_pane_and_tests() -> None:
-    routes = {
-        p.stem for p in (SERVER / "routes").glob("*.py") if p.stem != "__init__"
-    } - INFRASTRUCTURE_ROUTES
-    panes = {pane.SLUG for pane in PANES}
-    assert routes == panes, "every route module needs a pane in explorer.registry, and back"
-    for slug in routes:
-        assert (EXPLORER / "panes" / f"{slug}.py").is_file()
-        assert (ROOT / "tests" / f"test_{slug}.py").is_file()
-        router = __import__(f"server.routes.{slug}", fromlist=["router"]).router
+def test_every_pattern_has_its_two_homes_its_tests_and_snapshots() -> None:
+    """One slug, one list: its server home, its explorer home, its tests, its snapshots."""
+    assert len(set(PATTERNS)) == len(PATTERNS)
+    homes = {p.name for p in (SERVER / "patterns").iterdir() if (p / "__init__.py").is_file()}
+    assert homes == set(PATTERNS), "a folder in server/patterns/ is not in PATTERNS, or back"
+    panes = {p.name for p in (EXPLORER / "patterns").iterdir() if (p / "__init__.py").is_file()}
+    assert panes == set(PATTERNS), "a folder in explorer/patterns/ is not in PATTERNS, or back"
+    assert [pane.SLUG for pane in PANES] == list(PATTERNS)
+    for slug in PATTERNS:
+        assert (SERVER / "patterns" / slug / "router.py").is_file(), slug
+        assert (EXPLORER / "patterns" / slug / "pane.py").is_file(), slug
+        assert (EXPLORER / "patterns" / slug / "scenarios.py").is_file(), slug
+        assert (ROOT / "tests" / f"test_{slug}.py").is_file(), slug
+        assert list((ROOT / "tests" / "__snapshots__" / f"test_{slug}").glob("*.svg")), slug
+        router = router_of(slug)
         assert router.prefix == f"/{slug}"
         assert router.tags == [slug]
 
 
-def test_no_print_in_the_app() -> None:
-    """Only command-line tools may print (the CLI, benchmarks, the soak); the rest logs."""
-    for path in [*python_files(SERVER), *python_files(EXPLORER)]:
-        if path.parent == EXPLORER and (
-            path.name in {"cli.py", "loadgen.py", "soak.py"} or path.name.startswith("bench")
-        ):
+def _pattern_of(path: Path) -> str | None:
+    parts = path.relative_to(ROOT).parts
+    return parts[2] if len(parts) > 3 and parts[1] == "patterns" else None
+
+
+PATTERN_FILES = [
+    p for home in (SERVER / "patterns", EXPLORER / "patterns") for p in python_files(home)
+]
+
+
+@pytest.mark.parametrize("path", PATTERN_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_pattern_uses_another_only_through_its_public_names(path: Path) -> None:
+    mine = _pattern_of(path)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
             continue
-        if path == EXPLORER / "report" / "cli.py":
+        parts = node.module.split(".")
+        if len(parts) < 3 or parts[1] != "patterns" or parts[2] == mine:
+            continue
+        private = [alias.name for alias in node.names if alias.name.startswith("_")]
+        private += [part for part in parts[3:] if part.startswith("_")]
+        assert not private, f"{path.relative_to(ROOT)} uses {node.module}'s {private}"
+
+
+def _may_print(path: Path) -> bool:
+    """Command-line tools may print: the CLI, the headless tools, a pattern's benchmark."""
+    relative = path.relative_to(ROOT).as_posix()
+    return (
+        relative == "explorer/cli.py"
+        or relative.startswith("explorer/tools/")
+        or (relative.startswith("explorer/patterns/") and path.name == "bench.py")
+    )
+
+
+def test_no_print_in_the_app() -> None:
+    """Only command-line tools may print; the rest logs."""
+    for path in [*python_files(SERVER), *python_files(EXPLORER)]:
+        if _may_print(path):
             continue
         tree = ast.parse(path.read_text())
         calls = [

@@ -15,18 +15,17 @@ from textual.pilot import Pilot
 from textual.widgets import Input, RadioButton, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.basics import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
-from explorer.panes.basics_styles import peak_overlap
-from explorer.widgets.basics_figures import LoopComparison, LoopComparisonView, RunLag
+from explorer.patterns.basics.figures import LoopComparison, LoopComparisonView, RunLag
+from explorer.patterns.basics.pane import STYLE_BY_KEY, BasicsPane, BatchPlan, BatchSummary
+from explorer.patterns.basics.styles import peak_overlap
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
 from server.settings import Settings
-
-from .conftest import eventually
-from .frozen import FROZEN_STALLS, FrozenMonitor
-from .layout import problems_of, visible_region
+from tests.conftest import eventually
+from tests.frozen import FROZEN_STALLS, FrozenMonitor
+from tests.layout import problems_of, visible_region
 
 # -- HTTP -------------------------------------------------------------------------------
 
@@ -169,7 +168,7 @@ async def test_monitor_report_has_the_contract_fields(client: httpx.AsyncClient)
     assert report["blocking_mode"] is False
     stall = next(s for s in report["stalls"] if s["route"] == "GET /basics/blocking")
     assert {"started_at", "duration_ms", "location", "route"} <= set(stall)
-    assert stall["location"].startswith("server/routes/basics.py:")
+    assert stall["location"].startswith("server/patterns/basics/router.py:")
     newer = (await client.get("/monitor", params={"after": stall["seq"]})).json()
     assert all(s["seq"] > stall["seq"] for s in newer["stalls"])
 
@@ -194,7 +193,7 @@ async def test_monitor_stream_sends_lag_windows_and_stalls(client: httpx.AsyncCl
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "hello"
     stall = events[-1][1]
-    assert str(stall["location"]).startswith("server/routes/basics.py:")
+    assert str(stall["location"]).startswith("server/patterns/basics/router.py:")
 
 
 # -- the pane (Pilot) -------------------------------------------------------------------
@@ -237,13 +236,13 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         inspector = app.query_one(StallInspector)
         await eventually(lambda: inspector.row_count >= 3)
         rows = [inspector.get_row_at(i) for i in range(inspector.row_count)]
-        assert any("server/routes/basics.py" in str(row[6]) for row in rows)
+        assert any("server/patterns/basics/router.py" in str(row[6]) for row in rows)
 
         await pilot.press("c")
         code = app.query_one(CodeView)
         await eventually(lambda: bool(code.blocks))
         panels = code.blocks
-        assert panels[0].path == "server/routes/basics.py"
+        assert panels[0].path == "server/patterns/basics/router.py"
         assert "async def async_sleep" in panels[0].text
         assert panels[0].highlight  # the line that stalled
         assert "async def send_batch" in panels[1].text
@@ -298,8 +297,8 @@ async def test_inspector_folds_ui_stalls_into_one_row() -> None:
             [
                 stall(1001, "textual/_compositor.py:1 in render"),
                 stall(1002, "rich/text.py:2 in plain"),
-                stall(1003, "server/routes/basics.py:77 in async_sleep", "GET /basics/async"),
-                stall(1004, "server/work.py:12 in crunch"),  # server code, no request
+                stall(1003, "server/patterns/basics/router.py:77 in async_sleep", "GET /b/async"),
+                stall(1004, "server/patterns/basics/work.py:12 in crunch"),  # server, no request
                 stall(1005, "asyncio/events.py:80 in _run"),  # neither UI nor server
             ]
         )

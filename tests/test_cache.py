@@ -24,19 +24,18 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Select
 
 from explorer.app import ExplorerApp
-from explorer.panes.cache import DEMOS, CachePane, RunRow
-from explorer.panes.cache_client import DemoResult
+from explorer.patterns.cache.client import DemoResult
+from explorer.patterns.cache.pane import DEMOS, CachePane, RunRow
+from explorer.patterns.cache.stampede import StampedeRun
 from explorer.registry import PANES
-from explorer.widgets.cache_stampede import StampedeRun
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.top_bar import TopBar
+from server.patterns.cache.ttl_cache import CacheClosed, TTLCache
 from server.runner import ServerHandle
 from server.settings import Settings
-from server.ttl_cache import CacheClosed, TTLCache
-
-from .conftest import eventually
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of
+from tests.conftest import eventually
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 Reply = dict[str, Any]
 
@@ -472,7 +471,7 @@ async def test_pane_stampede_leads_with_the_upstream_calls(tmp_path: Path) -> No
         await pilot.press("c")
         await pilot.pause(0.2)
         panels = app.query_one(CodeView).blocks
-        assert panels[0].path == "server/ttl_cache.py"
+        assert panels[0].path == "server/patterns/cache/ttl_cache.py"
         assert "def get_or_compute" in panels[0].text
         assert "def stampede" in panels[-1].text
         await pilot.press("escape")

@@ -24,19 +24,18 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.concurrency import ConcurrencyPane, KeptRun
-from explorer.panes.concurrency_strategies import FIELDS
+from explorer.patterns.concurrency.pane import ConcurrencyPane, KeptRun
+from explorer.patterns.concurrency.strategies import FIELDS
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
-from server.routes.concurrency import STRATEGY_FUNCTIONS, simulated_outcome
+from server.patterns.concurrency.router import STRATEGY_FUNCTIONS, simulated_outcome
 from server.runner import ServerHandle
 from server.settings import Settings
-
-from .conftest import eventually
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of, visible_region
+from tests.conftest import eventually
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of, visible_region
 
 Report = dict[str, Any]
 Draw = list[tuple[float, bool]]
@@ -544,7 +543,7 @@ async def test_pane_runs_gather_then_sequential_and_keeps_both(tmp_path: Path) -
         await pilot.press("c")
         await pilot.pause(0.2)
         panels = app.query_one(CodeView).blocks
-        assert panels[0].path == "server/routes/concurrency.py"
+        assert panels[0].path == "server/patterns/concurrency/router.py"
         assert "run_strategy" in panels[1].text
 
 

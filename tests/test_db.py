@@ -31,20 +31,19 @@ from textual.widget import Widget
 from textual.widgets import Input, Select
 
 from explorer.app import ExplorerApp
-from explorer.panes.db import ACTIONS, DbPane
+from explorer.patterns.db.pane import ACTIONS, DbPane
+from explorer.patterns.db.timeline import displayed_bars
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
-from explorer.widgets.db_timeline import displayed_bars
 from explorer.widgets.top_bar import TopBar
-from server.db import Database
-from server.db.pool import PoolTimeout
-from server.db.service import ORM_POOL_SIZE, POOL_SIZE
+from server.patterns.db import Database
+from server.patterns.db.pool import PoolTimeout
+from server.patterns.db.service import ORM_POOL_SIZE, POOL_SIZE
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
-
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
@@ -742,7 +741,7 @@ async def test_sync_sqlite3_in_async_def_stalls_the_loop(
     await eventually(lambda: bool(ours()))
     stall = ours()[0]
     assert stall.duration_ms >= 280
-    assert stall.location.startswith("server/routes/db.py:")
+    assert stall.location.startswith("server/patterns/db/router.py:")
     assert stall.location.endswith("in report_sync_sqlite3")
     await set_blocking(client, False)
 
@@ -827,7 +826,7 @@ async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> N
         await pilot.press("c")
         await pilot.pause(0.2)
         panels = app.query_one(CodeView).blocks
-        assert panels[0].path == "server/routes/db.py"
+        assert panels[0].path == "server/patterns/db/router.py"
         assert "dashboard_on_pool" in panels[0].text
         await pilot.press("escape")
 
@@ -960,7 +959,7 @@ async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path
         assert report["longest_gap_ms"] >= 250
         text = shown(pane, "#result")
         assert "stall in the handler" in text
-        assert "server/routes/db.py:" in text
+        assert "server/patterns/db/router.py:" in text
         assert "report_sync_sqlite3" in text
         await pilot.press("c")
         await pilot.pause(0.2)

@@ -8,8 +8,7 @@ from pathlib import Path
 import httpx
 
 from server.runner import ServerHandle
-
-from .conftest import render_offline
+from tests.conftest import render_offline
 
 
 async def test_docs_pages_reference_only_the_servers_own_assets(

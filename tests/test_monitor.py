@@ -14,10 +14,9 @@ import pytest
 from server.monitor import LoopMonitor, MonitorConfig, Stall
 from server.monitor.activity import LoopActivity
 from server.monitor.records import LagStats, percentile
-from server.routes import basics
-from server.work import crunch
-
-from .conftest import eventually
+from server.patterns.basics import router as basics
+from server.patterns.basics.work import crunch
+from tests.conftest import eventually
 
 
 def line_of(func: object, needle: str) -> int:
@@ -55,7 +54,7 @@ async def test_time_sleep_in_async_handler_is_reported_exactly(
     assert stall.duration_ms - stall.blocked_ms == pytest.approx(stall.cpu_ms, abs=0.01)
     assert stall.kind == "blocking"
     sleep_line = line_of(basics.blocking_sleep, "time.sleep(delay)")
-    assert stall.location == f"server/routes/basics.py:{sleep_line} in blocking_sleep"
+    assert stall.location == f"server/patterns/basics/router.py:{sleep_line} in blocking_sleep"
 
 
 async def test_cpu_work_on_the_loop_is_a_cpu_stall_at_the_loop_line(
@@ -70,7 +69,7 @@ async def test_cpu_work_on_the_loop_is_a_cpu_stall_at_the_loop_line(
     assert stall.cpu_ms >= 0.5 * stall.duration_ms
     assert stall.route == "GET /basics/cpu"
     assert stall.location is not None
-    assert stall.location.startswith("server/work.py:")
+    assert stall.location.startswith("server/patterns/basics/work.py:")
     assert stall.location.endswith("in crunch")
 
 
@@ -133,7 +132,7 @@ async def test_a_stall_outside_any_request_blames_the_project_line() -> None:
         stall = list(monitor.stalls)[-1]
         assert stall.route is None
         assert stall.location is not None
-        assert stall.location.startswith("server/work.py:")
+        assert stall.location.startswith("server/patterns/basics/work.py:")
     finally:
         monitor.stop()
 

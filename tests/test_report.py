@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from explorer.report import cli as report_cli
-from explorer.report import output
-from explorer.report.measure import MIB
-from explorer.report.runner import report_settings, run_report
-from explorer.report.scenario import Outcome, Scenario, ScenarioError, ScenarioRun
-from explorer.report.scenarios import SCENARIOS
+from explorer.tools.report import cli as report_cli
+from explorer.tools.report import output
+from explorer.tools.report.measure import MIB
+from explorer.tools.report.runner import report_settings, run_report
+from explorer.tools.report.scenario import Outcome, Scenario, ScenarioError, ScenarioRun
+from explorer.tools.report.scenarios import SCENARIOS
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +32,9 @@ async def failing(run: ScenarioRun) -> Outcome:
 
 
 def test_every_pattern_has_a_scenario() -> None:
-    from server.app import PATTERN_ROUTERS
+    from server.patterns import PATTERNS
 
-    slugs = {module.__name__.rsplit(".", 1)[-1] for module in PATTERN_ROUTERS}
+    slugs = set(PATTERNS)
     assert slugs <= {s.pattern for s in SCENARIOS}
     keys = [s.key for s in SCENARIOS]
     assert len(keys) == len(set(keys))
@@ -54,7 +54,7 @@ async def test_blocking_sleep_shows_as_stalls_with_its_line(tmp_path: Path) -> N
     assert pitfall.stalls.count >= 15
     assert pitfall.stalls.total_ms >= 1800
     assert pitfall.stalls.location is not None
-    assert pitfall.stalls.location.startswith("server/routes/basics.py:")
+    assert pitfall.stalls.location.startswith("server/patterns/basics/router.py:")
     assert pitfall.lag is not None
     assert right.lag is not None
     assert pitfall.lag.max >= 90  # a sample waited out at least one 100 ms sleep
@@ -112,7 +112,7 @@ async def test_the_newer_patterns_show_their_lessons_in_the_figures(tmp_path: Pa
     assert stream.pitfall.rss_growth_bytes > stream.right.rss_growth_bytes + 100 * MIB
     assert stream.pitfall.stalls is not None
     assert stream.pitfall.stalls.location is not None
-    assert stream.pitfall.stalls.location.startswith("server/routes/stream.py:")
+    assert stream.pitfall.stalls.location.startswith("server/patterns/stream/router.py:")
 
     # db: sync sqlite3 stalls the loop at its own line; one connection serialises the
     # dashboard; N+1 makes 201 queries where prefetch makes 2
@@ -120,7 +120,7 @@ async def test_the_newer_patterns_show_their_lessons_in_the_figures(tmp_path: Pa
     stalls = report_query.pitfall.stalls
     assert stalls is not None
     assert stalls.location is not None
-    assert stalls.location.startswith("server/routes/db.py:")
+    assert stalls.location.startswith("server/patterns/db/router.py:")
     assert stalls.total_ms >= 700  # 4 queries of 250 ms, one after another on the loop
     assert report_query.pitfall.wall_s > report_query.right.wall_s + 0.3
     dashboard = results["db/dashboard"]

@@ -20,9 +20,8 @@ from explorer.cli import main
 from explorer.registry import PANES
 from explorer.widgets.too_small import TooSmall
 from server.settings import Settings
-
-from .conftest import eventually
-from .ptyrun import PtyProcess
+from tests.conftest import eventually
+from tests.ptyrun import PtyProcess
 
 EXPLORER = [sys.executable, "-m", "explorer.cli"]
 
@@ -275,14 +274,14 @@ async def test_a_too_small_terminal_gets_a_notice_until_it_grows(tmp_path: Path)
     assert app.return_code == 0
 
 
-@pytest.mark.parametrize("pattern", ["ws", "streaming", "db", "cache"])
+@pytest.mark.parametrize("pattern", ["ws", "stream", "db", "cache"])
 def test_bench_runs_each_patterns_own_benchmark(
     pattern: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["bench", pattern, "--help"])
     assert exited.value.code == 0
-    assert f"explorer.bench_{pattern}" in capsys.readouterr().out
+    assert f"explorer.patterns.{pattern}.bench" in capsys.readouterr().out
 
 
 async def test_focus_follows_the_pane_so_the_keys_stay_the_apps(tmp_path: Path) -> None:

@@ -16,8 +16,7 @@ from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
 from server.monitor import Stall
 from server.settings import Settings
-
-from .conftest import eventually
+from tests.conftest import eventually
 
 
 async def started(app: ExplorerApp, pilot: Pilot[int]) -> None:
@@ -44,14 +43,14 @@ async def showing(app: ExplorerApp, slug: str) -> None:
 
 def fake_stall(seq: int) -> Stall:
     """A stall in a real handler line, as the watchdog reports one."""
-    from server.routes import basics
+    from server.patterns.basics import router as basics
 
     return Stall(
         seq,
         time.time(),
         120.0,
         "blocking",
-        "server/routes/basics.py:95 in blocking_sleep",
+        "server/patterns/basics/router.py:95 in blocking_sleep",
         "GET /basics/blocking",
         filename=basics.__file__,
         lineno=95,

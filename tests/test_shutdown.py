@@ -15,9 +15,8 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.settings import Settings
-
-from .ptyrun import PtyProcess
-from .test_shell import free_port, port_answers
+from tests.ptyrun import PtyProcess
+from tests.test_shell import free_port, port_answers
 
 CLIENTS = 50
 SUBSCRIBERS = 50

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from explorer.soak import slope_per_minute
+from explorer.tools.soak import slope_per_minute
 
 ROOT = Path(__file__).resolve().parent.parent
-SOAK = [sys.executable, "-m", "explorer.soak"]
+SOAK = [sys.executable, "-m", "explorer.tools.soak"]
 
 
 def test_slope_is_per_minute() -> None:

@@ -20,19 +20,18 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.sse import SsePane
+from explorer.patterns.sse.figures import Leave, describe
+from explorer.patterns.sse.pane import SsePane
 from explorer.registry import PANES
-from explorer.widgets.sse_figures import Leave, describe
 from explorer.widgets.top_bar import TopBar
-from server.routes import sse as sse_routes
+from server.patterns.sse import router as sse_routes
+from server.patterns.sse.bus import RING_CAPACITY
+from server.patterns.sse.feeds import SseHub, tick_value
 from server.runner import ServerHandle
 from server.settings import Settings
-from server.sse_bus import RING_CAPACITY
-from server.sse_feeds import SseHub, tick_value
 from tests.conftest import eventually, set_blocking
-
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 
 def hub_of(server: ServerHandle) -> SseHub:

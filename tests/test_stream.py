@@ -23,19 +23,18 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Log, ProgressBar, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.stream import StreamPane
+from explorer.patterns.stream.figures import Transfer
+from explorer.patterns.stream.pane import StreamPane
 from explorer.registry import PANES
-from explorer.widgets.stream_figures import Transfer
 from explorer.widgets.top_bar import TopBar
-from server.files_export import csv_batches, neutralise, render_section, sqlite_rows
-from server.routes import stream as stream_routes
-from server.routes.stream import StreamState
+from server.patterns.stream import router as stream_routes
+from server.patterns.stream.export import csv_batches, neutralise, render_section, sqlite_rows
+from server.patterns.stream.router import StreamState
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
-
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 MiB = 1024 * 1024
 

@@ -20,11 +20,11 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from explorer.app import ExplorerApp
-from explorer.panes.tasks import TasksPane
+from explorer.patterns.tasks.outcome import Run
+from explorer.patterns.tasks.pane import TasksPane
 from explorer.registry import PANES
-from explorer.widgets.tasks_outcome import Run
 from explorer.widgets.top_bar import TopBar
-from server.jobs import (
+from server.patterns.tasks.jobs import (
     CRASHED,
     JOB_TIMEOUT_S,
     QUEUE_SIZE,
@@ -38,9 +38,8 @@ from server.jobs import (
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
-
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 Job = dict[str, Any]
 

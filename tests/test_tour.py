@@ -21,9 +21,8 @@ import pyte
 from explorer.registry import PANES
 from explorer.widgets.stall_inspector import is_server_stall
 from server.monitor import Stall
-
-from .ptyrun import PtyProcess
-from .test_shell import free_port, port_answers
+from tests.ptyrun import PtyProcess
+from tests.test_shell import free_port, port_answers
 
 COLUMNS, ROWS = 100, 30
 #: a key is answered when the screen shows its effect within this many seconds

@@ -24,24 +24,23 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
 from explorer.app import ExplorerApp
-from explorer.panes.ws import WsPane
+from explorer.patterns.ws.bots import BotSwarm, StalledClient, ws_url
+from explorer.patterns.ws.delivery import Undelivered
+from explorer.patterns.ws.figures import BotFigures, BotFiguresView
+from explorer.patterns.ws.frames import FramesLog
+from explorer.patterns.ws.pane import WsPane
+from explorer.patterns.ws.room import BOTS_ROOM
+from explorer.patterns.ws.views import DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE, VIEWS
 from explorer.registry import PANES
 from explorer.widgets.top_bar import TopBar
-from explorer.widgets.ws_figures import BotFigures, BotFiguresView
-from explorer.widgets.ws_frames import FramesLog
-from explorer.widgets.ws_views import DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE, VIEWS
-from explorer.ws_bots import BotSwarm, StalledClient, ws_url
-from explorer.ws_delivery import Undelivered
-from explorer.ws_room import BOTS_ROOM
-from server.routes.ws import WsState
+from server.patterns.ws.manager import WsLimits
+from server.patterns.ws.router import WsState
+from server.patterns.ws.tokens import SUBPROTOCOL, TokenError, TokenSigner, redact
 from server.runner import ServerHandle
 from server.settings import Settings
-from server.ws_manager import WsLimits
-from server.ws_tokens import SUBPROTOCOL, TokenError, TokenSigner, redact
 from tests.conftest import eventually
-
-from .frozen import FrozenMonitor, key_of
-from .layout import problems_of
+from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 MESSAGES = 2000
 MESSAGE_SIZE = 4096

@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static, Tab, Tabs
 
-from ..code_source import SourceBlock
+from explorer.code_source import SourceBlock
 
 #: at most this many blocks side by side (a pane shows its handler, its client, a helper)
 MAX_BLOCKS = 3

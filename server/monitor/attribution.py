@@ -49,7 +49,7 @@ class CodeLocation:
 
     @property
     def display_path(self) -> str:
-        """Path relative to the project base (``server/routes/basics.py``), else short."""
+        """Path relative to the project base (``server/patterns/basics/router.py``), else short."""
         return short_path(self.filename)
 
     def __str__(self) -> str:

@@ -70,7 +70,7 @@ class Stall:
     started_at: float  # unix time
     duration_ms: float
     kind: StallKind
-    location: str | None  # "server/routes/basics.py:42 in async_sleep"
+    location: str | None  # "server/patterns/basics/router.py:42 in async_sleep"
     route: str | None  # "GET /basics/async"
     filename: str | None = None  # absolute path of the blamed frame, for code views
     lineno: int | None = None

@@ -1,1 +1,0 @@
-"""One pane per pattern; the module name is the pattern's slug."""

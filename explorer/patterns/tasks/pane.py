@@ -1,0 +1,381 @@
+"""Background jobs pane: BackgroundTasks, a bounded queue, fire-and-forget and debounce, live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import httpx
+from httpx_sse import aconnect_sse
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Static
+
+from explorer.code_source import SourceBlock, source_of
+from explorer.pane import PatternPane
+from explorer.patterns.tasks.outcome import Run, outcome_of
+from explorer.patterns.tasks.table import COLUMNS, STATE_STYLE, STATES, job_cells
+from explorer.widgets.number_field import invalid_fields, number_input
+from server.monitor import Stall
+from server.patterns.tasks import router as routes
+
+#: "fail" first: the default, and where the set's cursor starts when it takes focus
+KINDS = ("fail", "sleep", "hang")
+DEBOUNCE_TRIGGERS = 10
+#: quiet time before a debounced run: well over a trigger's round trip on a busy machine
+DEBOUNCE_DELAY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button: what it sends and what it teaches."""
+
+    key: str
+    label: str
+    handler: Callable[..., Any]
+    lesson: str
+    pitfall: str
+
+
+#: said in blocking mode by the actions that have no pitfall form
+NO_PITFALL = " (No pitfall form: b changes Fire & forget and Debounce.)"
+
+ACTIONS: tuple[Action, ...] = (
+    Action(
+        "fire_and_forget",
+        "Fire & forget",
+        routes.fire_and_forget,
+        "create_task with the task kept and a done callback: the outcome, error "
+        "included, is recorded on the job as soon as it ends.",
+        "Blocking mode: a bare create_task, no reference kept, no callback: the job "
+        "stays 'running' for ever and its exception is never seen.",
+    ),
+    Action(
+        "background",
+        "Background ×3",
+        routes.background_jobs,
+        "BackgroundTasks run after the response is sent, in turn: sleep, the kind "
+        "chosen, sleep. A failure is recorded and the next job still runs.",
+        "",
+    ),
+    Action(
+        "queue",
+        "Queue",
+        routes.enqueue_job,
+        "A bounded queue, two workers: jobs wait their turn, and a full queue answers "
+        "503 at once instead of growing.",
+        "",
+    ),
+    Action(
+        "debounce",
+        "Debounce ×10",
+        routes.debounce,
+        "Ten triggers 20 ms apart collapse into one run, 0.5 s after the last one.",
+        "Blocking mode: no debounce, so ten triggers mean ten runs.",
+    ),
+)
+ACTION_BY_KEY = {action.key: action for action in ACTIONS}
+
+
+class TasksPane(PatternPane):
+    """A live job table fed by the server's SSE stream, and buttons that make jobs."""
+
+    SLUG: ClassVar[str] = "tasks"
+    TITLE: ClassVar[str] = "Background jobs"
+    SUMMARY: ClassVar[str] = "BackgroundTasks, a bounded queue, fire-and-forget, debounce"
+
+    MAX_ROWS = 200
+    #: how often the result line is re-read (a lost job's "N s after" grows; at most 2 Hz)
+    OUTCOME_REFRESH_S = 0.5
+
+    DEFAULT_CSS = """
+    TasksPane #controls, TasksPane #actions { height: 1; }
+    TasksPane #controls Label { padding: 0 1 0 0; }
+    TasksPane #kind { width: auto; layout: horizontal; margin-right: 2; }
+    TasksPane #kind RadioButton { width: auto; margin-right: 1; }
+    TasksPane #duration { width: 10; }
+    TasksPane #actions Button { min-width: 0; margin-right: 1; }
+    TasksPane #lesson { height: auto; max-height: 3; color: $text-muted; margin-top: 1; }
+    TasksPane #lesson.-blocking { color: $error; }
+    TasksPane #outcome { height: 2; }
+    TasksPane #counts { height: 1; }
+    /* no sideways scrollbar: a long error is cut here, the result line has it whole */
+    TasksPane #jobs { height: 1fr; min-height: 4; overflow-x: hidden; }
+    """
+
+    class StreamEvent(Message):
+        """A ``snapshot`` or ``job`` event from /tasks/stream, or a connection status."""
+
+        def __init__(self, event: str, data: Any) -> None:
+            super().__init__()
+            self.event = event
+            self.data = data
+
+    class ActionDone(Message):
+        """A button's requests came back: the jobs they made, or why not."""
+
+        def __init__(self, run: Run, outcome: str, ok: bool) -> None:
+            super().__init__()
+            self.run = run
+            self.outcome = outcome
+            self.ok = ok
+
+    last_action: reactive[str] = reactive("fire_and_forget", init=False)
+    connected: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.jobs: dict[int, dict[str, Any]] = {}
+        #: the last action's jobs, whose result the outcome line tells
+        self.run: Run | None = None
+        # Held, not queried: the live feed updates them whenever an event arrives, possibly
+        # while the app tears its widgets down.
+        self._counts = Static(id="counts")
+        self._outcome = Static(id="outcome")
+        self._table: DataTable[str | Text] = DataTable(
+            id="jobs", cursor_type="row", zebra_stripes=True
+        )
+        self._shown_outcome = Text()
+        self._runs_sent = 0
+        self.queue_info: dict[str, Any] = {}
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="controls"):
+            yield Label("kind")
+            with RadioSet(id="kind", compact=True):
+                for kind in KINDS:
+                    yield RadioButton(kind, value=kind == "fail", id=f"kind-{kind}", compact=True)
+            yield Label("duration (s)")
+            yield number_input("duration", "0.5", 0, 30, "Job duration (s)")
+        with Horizontal(id="actions"):
+            for action in ACTIONS:
+                yield Button(
+                    action.label,
+                    id=f"do-{action.key}",
+                    variant="primary" if action.key == "fire_and_forget" else "default",
+                    compact=True,
+                )
+        yield Static(id="lesson")
+        yield self._outcome
+        yield self._counts
+        yield self._table
+
+    def on_mount(self) -> None:
+        table = self._table
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.context.blocking.subscribe(lambda _: self._show_lesson())
+        self._show_lesson()
+        self._show_outcome()
+        self.follow_jobs()
+        self.set_interval(self.OUTCOME_REFRESH_S, self._show_outcome)
+
+    # -- the live feed -------------------------------------------------------------------
+
+    @work(group="tasks-stream")
+    async def follow_jobs(self) -> None:
+        """Follow /tasks/stream for as long as the pane lives; reconnect if it drops."""
+        delay = 0.5
+        while True:
+            try:
+                async with aconnect_sse(self.context.http, "GET", "/tasks/stream") as source:
+                    source.response.raise_for_status()
+                    self.post_message(self.StreamEvent("connected", True))
+                    delay = 0.5
+                    async for event in source.aiter_sse():
+                        self.post_message(self.StreamEvent(event.event, event.json()))
+            except (httpx.HTTPError, ValueError) as exc:
+                self.post_message(self.StreamEvent("disconnected", f"{type(exc).__name__}"))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def on_tasks_pane_stream_event(self, message: StreamEvent) -> None:
+        if message.event == "connected":
+            self.connected = True
+        elif message.event == "disconnected":
+            self.connected = False
+        elif message.event == "snapshot":
+            for job in reversed(message.data.get("jobs", [])):
+                self._upsert(job)
+            self.queue_info = message.data.get("queue", {})
+            self._show_counts()
+            self._show_outcome()
+        elif message.event == "job":
+            self._upsert(message.data)
+            self._show_counts()
+            self._show_outcome()
+
+    def _upsert(self, job: dict[str, Any]) -> None:
+        table = self._table
+        key = str(job["id"])
+        cells = job_cells(job)
+        if job["id"] in self.jobs:
+            for column, value in zip(table.columns, cells, strict=True):
+                table.update_cell(key, column, value, update_width=True)
+        else:
+            table.add_row(*cells, key=key)
+            if table.row_count > self.MAX_ROWS:
+                oldest = min(self.jobs)
+                table.remove_row(str(oldest))
+                del self.jobs[oldest]
+            # the newest job is the one to read: keep it in view (the table fills in order)
+            table.scroll_end(animate=False, immediate=False, x_axis=False)
+        self.jobs[job["id"]] = job
+
+    def watch_connected(self) -> None:
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        counts = {state: 0 for state in STATES}
+        for job in self.jobs.values():
+            counts[job["state"]] = counts.get(job["state"], 0) + 1
+        text = Text()
+        for state in STATES:
+            text.append(f"{state} ", style="dim")
+            text.append(f"{counts[state]}  ", style=STATE_STYLE[state])
+        if not self.connected:
+            text.append("· live feed reconnecting…", style="bold yellow")
+        self._counts.update(text, layout=False)
+
+    def _show_outcome(self) -> None:
+        """The last action's result in words; redrawn only when its words change."""
+        if self.run is None:
+            text = Text("r runs the highlighted button; the result is told here", style="dim")
+        else:
+            text = outcome_of(self.run, self.jobs)
+        if (text.plain, text.spans) != (self._shown_outcome.plain, self._shown_outcome.spans):
+            self._shown_outcome = text
+            self._outcome.update(text, layout=False)
+
+    @property
+    def outcome_text(self) -> str:
+        """The result line as displayed (plain text)."""
+        return self._shown_outcome.plain
+
+    # -- buttons -------------------------------------------------------------------------
+
+    def _show_lesson(self) -> None:
+        action = ACTION_BY_KEY[self.last_action]
+        blocking = self.context.blocking.enabled
+        pitfall = blocking and bool(action.pitfall)
+        lesson = self.query_one("#lesson", Static)
+        if pitfall:
+            lesson.update(action.pitfall)
+        else:
+            lesson.update(action.lesson + (NO_PITFALL if blocking else ""))
+        lesson.set_class(pitfall, "-blocking")
+        for other in ACTIONS:  # the button r presses is the highlighted one
+            button = self.query_one(f"#do-{other.key}", Button)
+            button.variant = "primary" if other.key == self.last_action else "default"
+
+    def watch_last_action(self) -> None:
+        self._show_lesson()
+
+    def _chosen_kind(self) -> str:
+        pressed = self.query_one("#kind", RadioSet).pressed_index
+        return KINDS[pressed] if pressed >= 0 else "sleep"
+
+    @on(Button.Pressed, "#do-fire_and_forget")
+    def _fire_and_forget(self) -> None:
+        self.trigger("fire_and_forget")
+
+    @on(Button.Pressed, "#do-background")
+    def _background(self) -> None:
+        self.trigger("background")
+
+    @on(Button.Pressed, "#do-queue")
+    def _queue(self) -> None:
+        self.trigger("queue")
+
+    @on(Button.Pressed, "#do-debounce")
+    def _debounce(self) -> None:
+        self.trigger("debounce")
+
+    def action_run(self) -> None:
+        """The ``r`` key: repeat the last action (Fire & forget at first)."""
+        self.trigger(self.last_action)
+
+    def trigger(self, key: str) -> None:
+        """Validate, then send the action's requests from a worker."""
+        duration_field = self.query_one("#duration", Input)
+        problems = invalid_fields(duration_field)
+        if problems:
+            self.notify(problems[0][1], title="Invalid input", severity="error")
+            duration_field.focus()
+            return
+        self.last_action = key
+        self._runs_sent += 1
+        self.run = Run(key, seq=self._runs_sent)
+        self._show_outcome()
+        self.send_action(self.run, self._chosen_kind(), float(duration_field.value))
+
+    @work(group="tasks-actions")
+    async def send_action(self, sent: Run, kind: str, duration_s: float) -> None:
+        """The requests behind each button, over real HTTP."""
+        http = self.context.http
+        key, run = sent.action, sent
+        try:
+            if key == "background":
+                jobs = [
+                    {"kind": "sleep", "duration_s": duration_s},
+                    {"kind": kind, "duration_s": duration_s},
+                    {"kind": "sleep", "duration_s": duration_s},
+                ]
+                response = await http.post("/tasks/background", json={"jobs": jobs})
+                if response.status_code < 400:
+                    run = replace(sent, job_ids=tuple(response.json()["job_ids"]))
+            elif key in ("queue", "fire_and_forget"):
+                path = "/tasks/queue" if key == "queue" else "/tasks/fire-and-forget"
+                response = await http.post(path, json={"kind": kind, "duration_s": duration_s})
+                if response.status_code < 400:
+                    body = response.json()
+                    run = replace(
+                        sent, job_ids=(body["job_id"],), supervised=body.get("supervised", True)
+                    )
+            else:
+                ids: list[int] = []
+                for _ in range(DEBOUNCE_TRIGGERS):
+                    response = await http.post(
+                        "/tasks/debounce", json={"key": "pane", "delay_s": DEBOUNCE_DELAY_S}
+                    )
+                    if response.status_code >= 400:
+                        break
+                    job_id = response.json()["job_id"]
+                    if job_id is not None and job_id not in ids:
+                        ids.append(job_id)
+                    await asyncio.sleep(0.02)
+                run = replace(sent, job_ids=tuple(ids), triggers=DEBOUNCE_TRIGGERS)
+            ok = response.status_code < 400
+            outcome = f"{response.status_code} {response.json()}"
+            if not ok:
+                detail = response.json().get("detail", response.text)
+                run = replace(sent, refused=f"{response.status_code} {str(detail)[:120]}")
+        except (httpx.HTTPError, ValueError) as exc:
+            ok, outcome = False, f"{type(exc).__name__}: {exc}"
+            run = replace(sent, refused=outcome[:120])
+        self.post_message(self.ActionDone(run, outcome, ok))
+
+    def on_tasks_pane_action_done(self, message: ActionDone) -> None:
+        if self.run is None or message.run.seq == self.run.seq:  # not overtaken by a newer one
+            self.run = message.run
+            self._show_outcome()
+        if not message.ok:  # the result line says what happened; a refusal also pops up
+            label = ACTION_BY_KEY[message.run.action].label
+            self.notify(
+                message.outcome[:200], title=f"{label}: refused", severity="warning", timeout=3
+            )
+
+    # -- code view -----------------------------------------------------------------------
+
+    def code_blocks(self, stall: Stall | None = None) -> list[SourceBlock]:
+        action = ACTION_BY_KEY[self.last_action]
+        return [
+            source_of(action.handler, f"server: {action.label}"),
+            source_of(TasksPane.send_action, "client: this pane's worker"),
+        ]

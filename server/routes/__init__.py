@@ -1,1 +1,0 @@
-"""One router module per pattern; the module name is the pattern's slug."""
