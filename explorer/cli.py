@@ -1,4 +1,4 @@
-"""``fastasync-explorer``: the TUI (default), ``serve`` (standalone) and ``bench``."""
+"""``fastasync-explorer``: the TUI (default), ``serve`` (standalone), ``bench`` and ``report``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,16 @@ from server.monitor import MonitorConfig
 from server.patterns import PATTERNS
 from server.settings import Settings
 
-EPILOG = """\
+#: ``fastasync-explorer bench <slug>``: the patterns that have a benchmark of their own,
+#: ``explorer/patterns/<slug>/bench.py`` with ``main(argv)`` (found, not imported: the
+#: CLI must not load Textual for ``serve``)
+PATTERN_BENCHMARKS: dict[str, str] = {
+    slug: f"explorer.patterns.{slug}.bench"
+    for slug in PATTERNS
+    if importlib.util.find_spec(f"explorer.patterns.{slug}.bench") is not None
+}
+
+EPILOG = f"""\
 keys in the explorer:
   b  blocking mode on/off       c  code of the handler that ran
   r  run (or Enter in a field)  s / l  stall inspector / log
@@ -33,7 +42,7 @@ examples:
   fastasync-explorer --port 0              any free port (shown in the title bar)
   fastasync-explorer serve --port 8000     the same app without the UI, for curl
   fastasync-explorer bench                 throughput and lag figures, side by side
-  fastasync-explorer bench ws              a pattern's own benchmark (ws, stream, db, cache)
+  fastasync-explorer bench ws              a pattern's own ({", ".join(PATTERN_BENCHMARKS)})
   fastasync-explorer report --out DIR      every pattern right vs pitfall, as Markdown + JSON
 """
 
@@ -91,16 +100,6 @@ def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -
     )
 
 
-#: ``fastasync-explorer bench <slug>``: the patterns that have a benchmark of their own,
-#: ``explorer/patterns/<slug>/bench.py`` with ``main(argv)`` (found, not imported: the
-#: CLI must not load Textual for ``serve``)
-PATTERN_BENCHMARKS = {
-    slug: f"explorer.patterns.{slug}.bench"
-    for slug in PATTERNS
-    if importlib.util.find_spec(f"explorer.patterns.{slug}.bench") is not None
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastasync-explorer",
@@ -142,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "pattern",
         nargs="?",
-        choices=sorted(PATTERN_BENCHMARKS),
+        choices=list(PATTERN_BENCHMARKS),
         help="a pattern's own benchmark instead (its options follow it; see `bench ws -h`)",
     )
     bench.add_argument("pattern_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

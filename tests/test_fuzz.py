@@ -20,7 +20,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from explorer.tools.load import deliberate_5xx_of, slow_knobs_of
 from server.app import create_app
+from server.patterns import PATTERNS
 from server.runner import ServerHandle
 from server.settings import Settings
 
@@ -28,39 +30,31 @@ from server.settings import Settings
 #: the fuzzer, so they are left out here and tested by their own disconnect tests.
 STREAMING = {"/monitor/stream", "/tasks/stream", "/sse/feed", "/sse/ticker"}
 
-#: Parameters that set how long or how hard a handler works. Their full ranges are valid
-#: (a 10 s blocking sleep is the lesson) and their bounds are tested by each pattern's own
-#: tests. Here a generated value that is valid everywhere the name is declared is lowered to
-#: this cap before the call, so hundreds of cases finish in seconds. A value outside the
-#: declared range is never touched, so invalid input stays invalid and must be refused.
+#: Parameters that set how long or how hard a handler works, with the cheap value each
+#: pattern declares for its own (``SLOW_KNOBS`` in ``explorer/patterns/<slug>/load.py``).
+#: Their full ranges are valid (a 10 s blocking sleep is the lesson) and their bounds are
+#: tested by each pattern's own tests. Here a generated value that is valid everywhere the
+#: name is declared is lowered to its pattern's cap before the call, so hundreds of cases
+#: finish in seconds. A value outside the declared range is never touched, so invalid
+#: input stays invalid and must be refused.
+PATTERN_CAPS: dict[str, dict[str, float]] = {slug: slow_knobs_of(slug) for slug in PATTERNS}
+
+#: Every capped name, with its cheapest cap anywhere (an operation gets its own pattern's).
 CAPS: dict[str, float] = {
-    "delay": 0.02,
-    "latency": 0.02,
-    "jitter": 0.02,
-    "duration_s": 0.05,
-    "delay_s": 0.1,
-    "timeout_s": 0.05,
-    "hang_s": 0.1,
-    "hold_s": 0.1,
-    "seconds": 0.05,
-    "latency_ms": 5,
-    "n": 20_000,
-    # bytes a request makes the server write or generate
-    "size_bytes": 65_536,
+    name: min(caps[name] for caps in PATTERN_CAPS.values() if name in caps)
+    for name in {name for caps in PATTERN_CAPS.values() for name in caps}
 }
 
-#: Operations whose 5xx is the lesson, documented: the simulated upstream's failure, and
-#: the gateway timeout a call with a deadline gives against a hanging upstream.
-DELIBERATE_5XX = {
-    "/concurrency/upstream/{name}": 503,
-    "/cache/hanging": 504,
-    # too many uploads waiting for their delayed cleanup: storage, not a crash
-    "/stream/uploads": 507,
+#: Operations whose 5xx is the lesson, documented (``DELIBERATE_5XX`` of each pattern).
+DELIBERATE_5XX: dict[str, int] = {
+    path: status for slug in PATTERNS for path, status in deliberate_5xx_of(slug).items()
 }
 
-#: Caps that only make sense for one operation (a new httpx client per call costs ~30 ms of
-#: the loop, so 1,000 of them would outlast the request timeout).
-PATH_CAPS: dict[str, dict[str, float]] = {"/cache/clients/run": {"n": 20}}
+
+def caps_of(path: str) -> dict[str, float]:
+    """The caps of the pattern that ``path`` belongs to (none outside the patterns)."""
+    return PATTERN_CAPS.get(path.split("/")[1], {})
+
 
 #: Starlette answers a method a path does not have with 405 and the Allow header of the
 #: first route on that path only: GET /stream/files and POST /stream/files are two routes,
@@ -234,6 +228,23 @@ def test_every_capped_parameter_is_declared_with_a_maximum() -> None:
     }
 
 
+def test_each_pattern_caps_and_excuses_only_its_own_operations() -> None:
+    paths = fuzz_schema()["paths"]
+    for slug in PATTERNS:
+        own = {
+            name
+            for (_, path), found in MAXIMA.items()
+            if path.startswith(f"/{slug}/")
+            for name in found
+        }
+        caps = set(PATTERN_CAPS[slug])
+        assert caps <= own, f"{slug} caps {caps - own}, which none of its routes declares"
+        for path, status in deliberate_5xx_of(slug).items():
+            assert path.startswith(f"/{slug}/"), f"{slug} excuses {path}, not one of its own"
+            assert path in paths
+            assert 500 <= status < 600
+
+
 def test_streaming_operations_are_the_only_ones_left_out() -> None:
     document = create_app(Settings()).openapi()
     streaming = {
@@ -258,7 +269,7 @@ def test_api_answers_every_input_with_a_documented_status(
 ) -> None:
     FUZZ_STATS[case.operation.label] += 1
     maxima = MAXIMA.get((case.method.upper(), case.path), {})
-    caps = CAPS | PATH_CAPS.get(case.path, {})
+    caps = caps_of(case.path)
     if isinstance(case.query, dict):
         case.query = lower_slow_values(case.query, maxima, caps)
     if isinstance(case.body, dict | list):

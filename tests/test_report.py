@@ -218,6 +218,26 @@ def test_report_command_writes_markdown_and_json(tmp_path: Path) -> None:
     assert "| pitfall | task lost |" in markdown
 
 
+def test_only_picks_patterns_of_the_one_list(capsys: pytest.CaptureFixture[str]) -> None:
+    from server.patterns import PATTERNS
+
+    picked = report_cli.selected(["cache", "basics"])
+    assert [s.pattern for s in picked] == sorted((s.pattern for s in picked), key=PATTERNS.index)
+    assert {s.pattern for s in picked} == {"cache", "basics"}
+    assert [s.key for s in report_cli.selected(["db"])] == [
+        s.key for s in SCENARIOS if s.pattern == "db"
+    ]
+    assert report_cli.selected(None) == list(SCENARIOS)
+    from explorer.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--only", "nope"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err
+    assert ", ".join(repr(slug) for slug in PATTERNS) in err
+
+
 def test_unwritable_out_dir_is_a_sentence(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -16,21 +16,15 @@ import httpx
 import pytest
 
 from explorer.app import ExplorerApp
-from explorer.cli import main
+from explorer.cli import PATTERN_BENCHMARKS, main
 from explorer.registry import PANES
+from explorer.tools.bench_kit import free_port as free_port  # also for test_tour, test_shutdown
 from explorer.widgets.too_small import TooSmall
 from server.settings import Settings
 from tests.conftest import eventually
 from tests.ptyrun import PtyProcess
 
 EXPLORER = [sys.executable, "-m", "explorer.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_answers(port: int) -> bool:
@@ -274,7 +268,19 @@ async def test_a_too_small_terminal_gets_a_notice_until_it_grows(tmp_path: Path)
     assert app.return_code == 0
 
 
-@pytest.mark.parametrize("pattern", ["ws", "stream", "db", "cache"])
+def test_bench_help_names_every_patterns_own_benchmark(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert {"ws", "stream", "db", "cache"} <= set(PATTERN_BENCHMARKS)
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "--duration" in text
+    assert "{" + ",".join(PATTERN_BENCHMARKS) + "}" in text
+
+
+@pytest.mark.parametrize("pattern", list(PATTERN_BENCHMARKS))
 def test_bench_runs_each_patterns_own_benchmark(
     pattern: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

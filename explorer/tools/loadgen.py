@@ -19,12 +19,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from server.monitor.records import percentile
 
 #: a response head larger than this is treated as a protocol error
 MAX_HEAD_BYTES = 64 * 1024
@@ -184,14 +185,6 @@ async def worker(target: Target, tally: Tally) -> None:
             writer.close()
 
 
-def percentile_ms(sorted_s: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile, seconds in, milliseconds out (0.0 when empty)."""
-    if not sorted_s:
-        return 0.0
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_s)))
-    return round(sorted_s[rank - 1] * 1000.0, 3)
-
-
 async def run_load(
     url: str, connections: int, duration_s: float, warmup_s: float
 ) -> dict[str, object]:
@@ -219,7 +212,8 @@ async def run_load(
         "errors": tally.errors,
         "seconds": round(seconds, 3),
         "rps": round(tally.requests / seconds, 1),
-        "latency_ms": {"p50": percentile_ms(latencies, 50), "p99": percentile_ms(latencies, 99)},
+        # nearest rank (the monitor's own percentile), seconds in, milliseconds out
+        "latency_ms": {f"p{q}": round(percentile(latencies, q) * 1000.0, 3) for q in (50, 99)},
     }
 
 

@@ -15,7 +15,6 @@ Against ``fastasync-explorer serve`` started as a child process (stopped in a ``
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from explorer.tools.bench import (
+from explorer.tools.bench_kit import (
     REQUEST_TIMEOUT_S,
     BenchError,
     base_url,
@@ -34,35 +33,19 @@ from explorer.tools.bench import (
     free_port,
     header_line,
     progress,
+    say,
     serve_process,
+    write_json,
 )
+from server.monitor.records import percentile
 
 CLIENT_ROUTE = "POST /cache/clients/run"
 CALL_FUNCTIONS = ("call_shared", "call_per_request")
 STAMPEDE_CALLERS = 20
 
 
-def say(text: str, *, error: bool = False) -> None:
-    """One line of output: the report on stdout, failures on stderr.
-
-    Written to the streams directly: tests/test_architecture.py keeps ``print`` to the CLI,
-    bench.py and loadgen.py, and this module is a command-line program of the same kind
-    (never imported by the TUI).
-    """
-    stream = sys.stderr if error else sys.stdout
-    stream.write(text + "\n")
-    stream.flush()
-
-
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (inclusive method); the value itself for a single sample."""
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def last_stall_seq(client: httpx.Client) -> int:
@@ -134,7 +117,7 @@ def cache_latency(client: httpx.Client, lookups: int, delay_s: float) -> dict[st
             server_ms.append(reply["took_ms"])
         figures[kind] = {
             "client_p50_ms": median(client_ms),
-            "client_p95_ms": quantile(client_ms, 0.95),
+            "client_p95_ms": percentile(sorted(client_ms), 95),
             "server_p50_ms": median(server_ms),
         }
     return figures
@@ -183,7 +166,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def render(figures: dict[str, Any], args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The report text and a JSON-ready summary."""
     runs = figures["clients"]
-    lines = [header_line().replace("bench:", "bench cache:"), ""]
+    lines = [header_line("bench cache"), ""]
     lines.append(
         f"1. Shared httpx client vs a new client per request: {args.calls} calls, "
         f"{args.concurrency} at a time, to the loopback upstream; {args.rounds} round(s), median"
@@ -330,14 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     text, summary = render(figures, args)
     say(text)
-    if args.json:
-        try:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=2)
-                fh.write("\n")
-        except OSError as exc:
-            say(f"bench cache: cannot write {args.json}: {exc}", error=True)
-            return 2
+    if args.json and not write_json(args.json, summary, "bench cache"):
+        return 2
     return 0
 
 

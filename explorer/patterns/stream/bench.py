@@ -8,8 +8,8 @@
    at 10 events/s against ``serve``: delivered / expected over a common window, and the
    delivery lag (client receive time - publish time, same host clock) p50/p99.
 
-Children are started and stopped with ``explorer.tools.bench``'s helpers (imported, not
-copied) and get a temporary data directory, so no sample file outlives the run.
+Children are started and stopped with ``explorer.tools.bench_kit``'s helpers (imported,
+not copied) and get a temporary data directory, so no sample file outlives the run.
 """
 
 from __future__ import annotations
@@ -29,14 +29,17 @@ from dataclasses import dataclass, field
 import httpx
 from httpx_sse import aconnect_sse
 
-from explorer.tools.bench import (
+from explorer.tools.bench_kit import (
     base_url,
     explorer_process,
+    fmt,
     format_table,
     free_port,
     progress,
+    say,
     serve_process,
 )
+from server.monitor.records import percentile
 
 MiB = 1024 * 1024
 
@@ -142,21 +145,11 @@ async def sse_fanout(port: int, subscribers: int, seconds: float, rate_hz: float
     return result
 
 
-def out(text: str = "") -> None:
-    """A line of the report on stdout (progress goes to stderr via ``bench.progress``)."""
-    sys.stdout.write(text + "\n")
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 def run(args: argparse.Namespace) -> int:
     size = args.size_mib * MiB
     rows: list[list[str]] = []
     downloads: dict[str, Download] = {}
-    servers: list[tuple[str, Callable[[int], AbstractContextManager[None]]]] = [
+    servers: list[tuple[str, Callable[[int], AbstractContextManager[object]]]] = [
         ("serve", serve_process),
         ("embedded (TUI)", explorer_process),
     ]
@@ -177,22 +170,23 @@ def run(args: argparse.Namespace) -> int:
     ratio = statistics.median(downloads["embedded (TUI)"].mb_s) / statistics.median(
         downloads["serve"].mb_s
     )
-    out(f"download of a {args.size_mib} MiB file, {args.rounds} rounds each")
-    out(format_table(["server", "MB/s median", "rounds", "peak RSS growth MiB"], rows))
-    out(f"  embedded / serve = {ratio:.3f} (target >= 0.9)")
+    say(f"download of a {args.size_mib} MiB file, {args.rounds} rounds each")
+    say(format_table(["server", "MB/s median", "rounds", "peak RSS growth MiB"], rows))
+    say(f"  embedded / serve = {ratio:.3f} (target >= 0.9)")
     worst_rss = max(max(d.rss_growth) for d in downloads.values()) / MiB
-    out(f"  worst peak RSS growth {worst_rss:.1f} MiB (target < 32 MiB)")
+    say(f"  worst peak RSS growth {worst_rss:.1f} MiB (target < 32 MiB)")
 
     port = free_port()
     progress(f"… serve: {args.subscribers} SSE subscribers at {args.rate:g}/s")
     with serve_process(port):
         fan = asyncio.run(sse_fanout(port, args.subscribers, args.seconds, args.rate))
     ratio_sse = fan.delivered / fan.expected if fan.expected else float("nan")
-    out(
+    lags = sorted(fan.lags_ms)
+    say(
         f"\nSSE fan-out: {args.subscribers} subscribers, {args.rate:g} events/s, "
         f"{args.seconds:g} s (serve)"
     )
-    out(
+    say(
         format_table(
             ["connected", "errors", "delivered", "expected", "ratio", "lag p50 ms", "p99 ms"],
             [
@@ -202,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
                     f"{fan.delivered:,}",
                     f"{fan.expected:,}",
                     f"{ratio_sse:.3f}",
-                    f"{pct(fan.lags_ms, 0.5):.1f}",
-                    f"{pct(fan.lags_ms, 0.99):.1f}",
+                    fmt(percentile(lags, 50) if lags else None, ".1f"),
+                    fmt(percentile(lags, 99) if lags else None, ".1f"),
                 ]
             ],
         )

@@ -13,9 +13,10 @@ Two parts, in one run, each against its baseline:
    ``/ws/chat`` against a bare ``websockets.asyncio.server`` whose handler relays each
    message with the library's own ``broadcast()``, same wire protocol, same clients.
 
-Servers run in child processes (this module, ``--serve app|bare``); the clients run here,
-in one process and one loop. Both servers are measured through the same client, so the
-ratio is fair; the absolute figures are bounded by that one client process too.
+Servers run in child processes (``fastasync-explorer serve``, and this module with
+``--serve bare``); the clients run here, in one process and one loop. Both servers are
+measured through the same client, so the ratio is fair; the absolute figures are bounded
+by that one client process too.
 """
 
 from __future__ import annotations
@@ -23,56 +24,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import json
-import os
-import platform
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from explorer.patterns.ws.bots import BotSwarm, StalledClient, ws_url
-from explorer.tools.bench import free_port
-
-READY = "READY"
-
-
-def say(*parts: object) -> None:
-    """One line on stdout, flushed (a child's READY line is read as it comes)."""
-    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
-    sys.stdout.flush()
-
-
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-
+from explorer.tools.bench_kit import (
+    accepts_connections,
+    base_url,
+    child_process,
+    fmt,
+    format_table,
+    free_port,
+    header_line,
+    say,
+    serve_process,
+    write_json,
+)
 
 # -- the servers (child processes) ----------------------------------------------------------
-
-
-async def serve_app(port: int) -> None:
-    """The explorer's FastAPI app, as ``fastasync-explorer serve`` runs it."""
-    from server.runner import ServerHandle
-    from server.settings import Settings
-
-    with tempfile.TemporaryDirectory() as data:
-        handle = ServerHandle(Settings(port=port, data_dir=Path(data)))
-        await handle.start()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, handle.request_stop)
-        say(READY)
-        try:
-            await handle.wait()
-        finally:
-            await handle.stop()
 
 
 async def serve_bare(port: int) -> None:
@@ -100,35 +77,24 @@ async def serve_bare(port: int) -> None:
 
     async with serve(handler, "127.0.0.1", port, max_size=1024 * 1024) as server:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.close)
-        say(READY)
         with contextlib.suppress(asyncio.CancelledError):
             await server.serve_forever()
 
 
 @contextlib.contextmanager
-def child_server(kind: str) -> Any:
-    """Start ``--serve kind`` in a child process; yield its base URL; always stop it."""
+def child_server(kind: str) -> Iterator[str]:
+    """The explorer's app (``app``) or the bare server (``bare``) in a child process; yield
+    its base URL; always stop it."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "explorer.patterns.ws.bench", "--serve", kind, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while READY not in (proc.stdout.readline() or ""):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the {kind} server did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    if kind == "app":
+        with serve_process(port, scratch=True):
+            yield base_url(port)
+        return
+    command = [sys.executable, "-m", "explorer.patterns.ws.bench", "--serve", kind]
+    with child_process(
+        [*command, "--port", str(port)], port, f"the {kind} server", ready=accepts_connections
+    ):
+        yield base_url(port)
 
 
 # -- measurements -------------------------------------------------------------------------------
@@ -262,23 +228,6 @@ async def fan_out(base_url: str, label: str, args: argparse.Namespace) -> Run:
 # -- report -------------------------------------------------------------------------------------
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(c) for c in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        out = [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  " + "  ".join(out).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def fmt(value: float | None, spec: str = ",.1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def run_row(run: Run) -> list[str]:
     return [
         run.label,
@@ -286,8 +235,8 @@ def run_row(run: Run) -> list[str]:
         str(run.messages),
         fmt(run.wall_s, ".2f"),
         fmt(run.deliveries_per_s, ",.0f"),
-        fmt(run.p50_ms),
-        fmt(run.p99_ms),
+        fmt(run.p50_ms, ",.1f"),
+        fmt(run.p99_ms, ",.1f"),
         str(run.out_of_order),
     ]
 
@@ -296,18 +245,14 @@ HEADERS = ["server", "clients", "msgs", "wall s", "deliveries/s", "p50 ms", "p99
 
 
 async def run_all(args: argparse.Namespace) -> int:
-    today = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    say(
-        f"bench_ws: Python {platform.python_version()}, {platform.platform()}, "
-        f"{os.cpu_count()} CPUs, {today}\n"
-    )
+    say(header_line("bench ws") + "\n")
     with child_server("app") as base_url:
         lessons = await lesson(base_url, args)
     say(
         f"1. {args.lesson_clients} bots + 1 stalled client, {args.lesson_messages} x 4 KiB "
         f"broadcast, window {args.window}"
     )
-    say(table(HEADERS, [run_row(run) for run, _ in lessons]))
+    say(format_table(HEADERS, [run_row(run) for run, _ in lessons]))
     for run, stats in lessons:
         drops = stats.get("recent_drops") or []
         dropped = (
@@ -332,7 +277,7 @@ async def run_all(args: argparse.Namespace) -> int:
         f"2. Fan-out: {args.clients} clients, {args.messages} messages of {args.size} chars, "
         f"window {args.window}, {args.rounds} round(s)"
     )
-    say(table(HEADERS, [run_row(run) for run in runs]))
+    say(format_table(HEADERS, [run_row(run) for run in runs]))
     ours, bare = runs[0::2], runs[1::2]
     ratios = sorted(
         o.deliveries_per_s / b.deliveries_per_s for o, b in zip(ours, bare, strict=True)
@@ -346,21 +291,15 @@ async def run_all(args: argparse.Namespace) -> int:
         f"  ratio explorer/bare, median of rounds: deliveries/s {ratio:.2f} "
         f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}), p99 {p99_ratio:.2f}"
     )
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "lesson": [vars(run) | {"stats": stats} for run, stats in lessons],
-                "fan_out": [vars(run) for run in runs],
-                "ratio_deliveries": ratio,
-                "ratio_p99": p99_ratio,
-            },
-        )
+    figures = {
+        "lesson": [vars(run) | {"stats": stats} for run, stats in lessons],
+        "fan_out": [vars(run) for run in runs],
+        "ratio_deliveries": ratio,
+        "ratio_p99": p99_ratio,
+    }
+    if args.json and not write_json(args.json, figures, "bench ws"):
+        return 2
     return 0
-
-
-def write_json(path: str, figures: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(figures, indent=2, default=str))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,18 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the naive room may stay stuck before the stalled client is disconnected",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    parser.add_argument("--serve", choices=("app", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("bare",), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark (or, with ``--serve``, be one of its servers)."""
+    """Run the benchmark (or, with ``--serve bare``, be its bare server)."""
     args = build_parser().parse_args(argv)
-    if args.serve == "app":
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_app(args.port))
-        return 0
     if args.serve == "bare":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_bare(args.port))

@@ -33,6 +33,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from explorer.patterns.ws.delivery import Undelivered
+from server.monitor.records import percentile
 
 #: connections opened at once while a swarm connects (each is a real handshake)
 CONNECT_BATCH = 50
@@ -50,17 +51,6 @@ def ws_url(http_url: str, path: str) -> str:
     parts = urlsplit(http_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return f"{scheme}://{parts.netloc}{path}"
-
-
-def percentile(values: list[float], q: float, *, ordered: bool = False) -> float | None:
-    """The ``q`` quantile (0..1) by nearest rank; None for no values. ``ordered``: the
-    values are sorted already (two quantiles of one list need one sort)."""
-    if not values:
-        return None
-    if not ordered:
-        values = sorted(values)
-    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return values[index]
 
 
 @dataclass
@@ -272,8 +262,10 @@ class BotSwarm:
             if last is None
             else list(itertools.islice(kept, max(0, len(kept) - last), None))
         )
+        if not recent:
+            return None, None
         samples = sorted(recent)
-        return percentile(samples, 0.50, ordered=True), percentile(samples, 0.99, ordered=True)
+        return percentile(samples, 50), percentile(samples, 99)
 
     def oldest_undelivered_s(self) -> float:
         """Age of the oldest message some connected bot still waits for (0.0: none)."""

@@ -1,0 +1,273 @@
+"""The figures of ``fastasync-explorer bench``: what one run measured, and its report.
+
+``explorer.tools.bench`` measures; this module holds the results and turns them into the
+printed tables and the JSON of ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.tools.bench_kit import BenchError, fmt, format_table, header_line
+
+LOAD_PATH = "/basics/async?delay=0"
+BLOCKING_ROUTE = "GET /basics/blocking"
+STALL_DELAYS_S = (0.020, 0.050, 0.200, 1.000)
+STALL_REPEATS = 3
+THROUGHPUT_TARGET = 0.95
+WARMUP_S = 1.0
+
+# -- results -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """One ``explorer.tools.loadgen`` run."""
+
+    requests: int
+    errors: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "rps": self.rps,
+            "latency_ms": {"p50": self.p50_ms, "p99": self.p99_ms},
+        }
+
+
+@dataclass(slots=True)
+class IdleLag:
+    """Loop lag percentiles (ms) over an idle stretch."""
+
+    p50: float
+    p99: float
+    max: float
+    samples: int
+
+    @classmethod
+    def of(cls, data: dict[str, Any], source: str) -> IdleLag:
+        """From ``{"p50": ..., "p99": ..., "max": ..., "samples": ...}``."""
+        try:
+            return cls(
+                float(data["p50"]), float(data["p99"]), float(data["max"]), int(data["samples"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BenchError(f"{source} printed something unexpected: {exc}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
+        return {"p50": self.p50, "p99": self.p99, "max": self.max, "samples": self.samples}
+
+
+@dataclass(slots=True)
+class StallRow:
+    """One blocking request and the stall the monitor reported for it (None: missed)."""
+
+    delay_s: float
+    handler_ms: float
+    duration_ms: float | None = None
+    blocked_ms: float | None = None
+    cpu_ms: float | None = None
+    kind: str | None = None
+    location: str | None = None
+    seq: int | None = None
+    extra_stalls: int = 0
+
+    @property
+    def missed(self) -> bool:
+        """True when the monitor reported no stall for this sleep."""
+        return self.blocked_ms is None
+
+    @property
+    def error_vs_delay_pct(self) -> float | None:
+        """Relative error of blocked_ms against the requested sleep, in %."""
+        if self.blocked_ms is None:
+            return None
+        return (self.blocked_ms - self.delay_s * 1000.0) / (self.delay_s * 1000.0) * 100.0
+
+    @property
+    def error_vs_handler_pct(self) -> float | None:
+        """Relative error of blocked_ms against the sleep the handler measured, in %."""
+        if self.blocked_ms is None or self.handler_ms <= 0:
+            return None
+        return (self.blocked_ms - self.handler_ms) / self.handler_ms * 100.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
+        return {
+            "delay_ms": round(self.delay_s * 1000.0, 3),
+            "handler_ms": round(self.handler_ms, 3),
+            "duration_ms": self.duration_ms,
+            "blocked_ms": self.blocked_ms,
+            "cpu_ms": self.cpu_ms,
+            "kind": self.kind,
+            "location": self.location,
+            "seq": self.seq,
+            "error_vs_delay_pct": _round(self.error_vs_delay_pct),
+            "error_vs_handler_pct": _round(self.error_vs_handler_pct),
+            "extra_stalls": self.extra_stalls,
+            "missed": self.missed,
+        }
+
+
+@dataclass(slots=True)
+class BenchReport:
+    """Everything one ``bench`` run measured."""
+
+    serve: list[LoadResult] = field(default_factory=list)
+    explorer: list[LoadResult] = field(default_factory=list)
+    explorer_idle: IdleLag | None = None
+    bare_idle: IdleLag | None = None
+    stalls: list[StallRow] = field(default_factory=list)
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def _spread_pct(results: Sequence[LoadResult]) -> float:
+    rps = [r.rps for r in results]
+    return (max(rps) - min(rps)) / statistics.median(rps) * 100.0
+
+
+def _throughput(report: BenchReport, args: argparse.Namespace) -> list[str]:
+    rounds = len(report.serve)
+    ratio = _median_rps(report.explorer) / _median_rps(report.serve)
+    verdict = "PASS" if ratio >= THROUGHPUT_TARGET else "BELOW"
+    headers = ["server", *(f"round {i + 1}" for i in range(rounds)), "median rps"]
+    # spread = (max - min) / median of the rounds: how much to trust a ratio near target
+    headers += ["spread %", "p50 ms", "p99 ms", "errors"]
+    rows = [
+        [
+            name,
+            *(f"{r.rps:.0f}" for r in results),
+            f"{_median_rps(results):.0f}",
+            f"{_spread_pct(results):.1f}",
+            f"{statistics.median(r.p50_ms for r in results):.2f}",
+            f"{statistics.median(r.p99_ms for r in results):.2f}",
+            str(sum(r.errors for r in results)),
+        ]
+        for name, results in (("serve (no UI)", report.serve), ("explorer TUI", report.explorer))
+    ]
+    return [
+        f"1. Throughput: GET {LOAD_PATH}, {args.connections} keep-alive connections, "
+        f"{args.duration:g} s after {WARMUP_S:g} s warm-up, {rounds} round(s), median",
+        format_table(headers, rows),
+        f"  ratio explorer/serve: {ratio:.3f}   (target >= {THROUGHPUT_TARGET:.2f})   {verdict}",
+        "",
+    ]
+
+
+def _idle(explorer: IdleLag, bare: IdleLag, args: argparse.Namespace) -> list[str]:
+    rows = [
+        [name, f"{lag.p50:.3f}", f"{lag.p99:.3f}", f"{lag.max:.3f}", str(lag.samples)]
+        for name, lag in (("explorer TUI", explorer), ("bare asyncio", bare))
+    ]
+    return [
+        f"2. Idle loop lag over {args.idle:g} s (ms; 10 ms sampling timer)",
+        format_table(["loop", "p50", "p99", "max", "samples"], rows),
+        f"  p99 ratio explorer/bare: {fmt(_idle_ratio(explorer, bare), '.2f')}",
+        "",
+    ]
+
+
+def _stalls(stalls: Sequence[StallRow]) -> list[str]:
+    missed = sum(row.missed for row in stalls)
+    rows = [
+        [
+            f"{row.delay_s * 1000:.0f}",
+            f"{row.handler_ms:.2f}",
+            "missed" if row.missed else fmt(row.duration_ms, ".2f"),
+            "missed" if row.missed else fmt(row.blocked_ms, ".2f"),
+            fmt(row.error_vs_delay_pct, "+.2f"),
+            fmt(row.error_vs_handler_pct, "+.2f"),
+            row.location or "-",
+        ]
+        for row in stalls
+    ]
+    headers = ["d ms", "handler ms", "stall ms", "blocked ms", "err vs d %"]
+    headers += ["err vs handler %", "location"]
+    extra = sum(row.extra_stalls for row in stalls)
+    return [
+        f"3. Stall accuracy: time.sleep(d) in async def (GET /basics/blocking), "
+        f"{STALL_REPEATS} each, explorer TUI",
+        format_table(headers, rows),
+        "  stall ms: wall time the loop ran nothing else; blocked ms: its off-CPU part",
+        f"  detected {len(stalls) - missed}/{len(stalls)}"
+        + (f", {missed} MISSED" if missed else "")
+        + (f", {extra} extra stall(s) on the same route" if extra else ""),
+    ]
+
+
+def _median_rps(results: Sequence[LoadResult]) -> float:
+    return statistics.median(r.rps for r in results)
+
+
+def _idle_ratio(explorer: IdleLag, bare: IdleLag) -> float | None:
+    return explorer.p99 / bare.p99 if bare.p99 > 0 else None
+
+
+def render(report: BenchReport, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The text report and the same figures as a JSON-ready dict."""
+    explorer_idle, bare_idle = report.explorer_idle, report.bare_idle
+    # measure() fills both or raises
+    assert explorer_idle is not None
+    assert bare_idle is not None
+    lines = [header_line(), "", *_throughput(report, args)]
+    lines += [*_idle(explorer_idle, bare_idle, args), *_stalls(report.stalls)]
+    serve_median, explorer_median = _median_rps(report.serve), _median_rps(report.explorer)
+    ratio = explorer_median / serve_median
+    figures: dict[str, Any] = {
+        "environment": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        },
+        "throughput": {
+            "path": LOAD_PATH,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": WARMUP_S,
+            "rounds": len(report.serve),
+            "serve": [r.as_dict() for r in report.serve],
+            "explorer": [r.as_dict() for r in report.explorer],
+            "serve_median_rps": round(serve_median, 1),
+            "serve_spread_pct": round(_spread_pct(report.serve), 2),
+            "explorer_spread_pct": round(_spread_pct(report.explorer), 2),
+            "explorer_median_rps": round(explorer_median, 1),
+            "ratio": round(ratio, 4),
+            "target": THROUGHPUT_TARGET,
+            "pass": ratio >= THROUGHPUT_TARGET,
+        },
+        "idle_lag_ms": {
+            "idle_s": args.idle,
+            "explorer": explorer_idle.as_dict(),
+            "bare_asyncio": bare_idle.as_dict(),
+            "p99_ratio": _round(_idle_ratio(explorer_idle, bare_idle), 3),
+        },
+        "stall_accuracy": {
+            "route": BLOCKING_ROUTE,
+            "rows": [row.as_dict() for row in report.stalls],
+            "missed": sum(row.missed for row in report.stalls),
+        },
+    }
+    return "\n".join(lines), figures
