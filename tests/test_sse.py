@@ -201,7 +201,7 @@ async def test_the_feed_carries_the_apps_own_stalls_and_jobs(client: httpx.Async
     assert [j["state"] for j in jobs if j["id"] == queued.json()["job_id"]][-1] == "done"
     stall = next(s for s in stalls if s["route"] == "GET /basics/async")
     assert stall["duration_ms"] >= 250
-    assert "basics.py" in stall["location"]
+    assert "server/patterns/basics/router.py" in stall["location"]
 
 
 # -- the ticker -----------------------------------------------------------------------------
