@@ -78,6 +78,7 @@ def test_every_pattern_has_its_two_homes_its_tests_and_snapshots() -> None:
         assert (SERVER / "patterns" / slug / "router.py").is_file(), slug
         assert (EXPLORER / "patterns" / slug / "pane.py").is_file(), slug
         assert (EXPLORER / "patterns" / slug / "scenarios.py").is_file(), slug
+        assert (EXPLORER / "patterns" / slug / "load.py").is_file(), slug
         assert (ROOT / "tests" / f"test_{slug}.py").is_file(), slug
         assert list((ROOT / "tests" / "__snapshots__" / f"test_{slug}").glob("*.svg")), slug
         router = router_of(slug)

@@ -2,8 +2,8 @@
 
 The project is copied, the files the recipe shows are written exactly as the page shows
 them, and the slug goes into the one list. Then, in a fresh interpreter on that copy, the
-new pattern must be in the menu (and its pane run), in ``/openapi.json`` and in
-``report --only hello``. Nothing else may need editing: that is the point of one registry.
+new pattern must be in the menu (and its pane run), in ``/openapi.json``, in
+``report --only hello`` and in a short soak. Nothing else may need editing: that is the point of one registry.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ FILES = (
     "server/patterns/hello/router.py",
     "explorer/patterns/hello/pane.py",
     "explorer/patterns/hello/scenarios.py",
+    "explorer/patterns/hello/load.py",
 )
 
 PROBE = """
@@ -129,3 +130,9 @@ def test_a_pattern_added_by_the_recipe_is_in_the_menu_the_api_and_the_report(
     assert report.returncode == 0, report.stderr[-3000:]
     written = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [s["scenario"] for s in written["scenarios"]] == ["hello/wave"]
+
+    soak = run_in(
+        copy, "-m", "explorer.tools.soak", "--minutes", "0.1", "--warmup-s", "0", timeout=120
+    )
+    assert soak.returncode == 0, soak.stdout[-3000:] + soak.stderr[-3000:]
+    assert "/hello/wave" in soak.stdout
