@@ -3,7 +3,8 @@
 The project is copied, the files the recipe shows are written exactly as the page shows
 them, and the slug goes into the one list. Then, in a fresh interpreter on that copy, the
 new pattern must be in the menu (and its pane run), in ``/openapi.json``, in
-``report --only hello`` and in a short soak. Nothing else may need editing: that is the point of one registry.
+``report --only hello`` and in a short soak. Nothing else may need editing: that is the
+point of one registry.
 """
 
 from __future__ import annotations
