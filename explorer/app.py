@@ -33,7 +33,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from explorer.code_source import source_around
-from explorer.context import ExplorerContext, MonitorSource
+from explorer.context import ExplorerContext, MonitorSource, counting_explorer_code
 from explorer.log_sink import QueueingLogHandler, RootLogCapture
 from explorer.pane import PatternPane
 from explorer.registry import PANES
@@ -47,6 +47,7 @@ from server.heap import keep_out_of_collections, settle_heap
 from server.monitor import LoopMonitor, Stall
 from server.runner import ServerError, ServerHandle
 from server.settings import Settings
+from server.state import state_of
 
 #: how often gauges, the stall list and the log pane refresh (every redraw is loop time)
 GAUGE_HZ = 4.0
@@ -90,9 +91,9 @@ class ExplorerApp(App[int]):
         gauge_hz: float = GAUGE_HZ,
     ) -> None:
         super().__init__()
-        self.settings = settings or Settings()
+        self.settings = counting_explorer_code(settings or Settings())
         self.server = ServerHandle(self.settings)
-        self.blocking_switch: BlockingSwitch = self.server.app.state.blocking
+        self.blocking_switch: BlockingSwitch = state_of(self.server.app).blocking
         self._monitor_override = monitor_source
         self._gauge_hz = gauge_hz
         self._log_handler = QueueingLogHandler()
@@ -151,7 +152,7 @@ class ExplorerApp(App[int]):
             self._stopped = True
             self.exit(return_code=2, message=f"fastasync-explorer: {exc}")
             return
-        monitor: MonitorSource = self._monitor_override or self.server.app.state.monitor
+        monitor: MonitorSource = self._monitor_override or state_of(self.server.app).monitor
         self._http = httpx.AsyncClient(
             base_url=self.server.url,
             timeout=httpx.Timeout(60.0, connect=5.0),
@@ -512,5 +513,5 @@ class ExplorerApp(App[int]):
 
 def monitor_of(app: ExplorerApp) -> LoopMonitor:
     """The live monitor of a running explorer (for tests and the benchmark)."""
-    monitor: LoopMonitor = app.server.app.state.monitor
+    monitor: LoopMonitor = state_of(app.server.app).monitor
     return monitor

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -19,26 +18,20 @@ from server.monitor import LoopMonitor
 from server.patterns import PATTERNS, router_of
 from server.patterns.basics.cpu_pool import CpuPool
 from server.settings import Settings
+from server.state import AppState, attach_state, state_of
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the shared resources once, close them on the way out (no ``on_event``)."""
-    settings: Settings = app.state.settings
-    loop_monitor = LoopMonitor.for_loop(config=settings.monitor)
+    state = state_of(app)
+    loop_monitor = LoopMonitor.for_loop(config=state.settings.monitor)
     loop_monitor.start()
-    cpu_pool = CpuPool(settings.cpu_workers)
-    # One pooled client for every outbound call the patterns make: connections are
-    # reused, and every call has a timeout.
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    timeout = httpx.Timeout(10.0, connect=2.0)
+    cpu_pool = CpuPool(state.settings.cpu_workers)
     try:
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
-            app.state.monitor = loop_monitor
-            app.state.cpu_pool = cpu_pool
-            app.state.http = http
-            settle_heap()
-            yield
+        state.open(loop_monitor, cpu_pool)
+        settle_heap()
+        yield
     finally:
         await cpu_pool.close()
         loop_monitor.stop()
@@ -55,8 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Live FastAPI async patterns, each shown right and with its pitfall.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.blocking = BlockingSwitch(settings.blocking_mode)
+    attach_state(app, AppState(settings, BlockingSwitch(settings.blocking_mode)))
     app.add_middleware(RequestAttribution)
     install_error_handlers(app)
     app.include_router(document_body_errors(monitor_routes.router))

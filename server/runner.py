@@ -1,9 +1,9 @@
 """Run the app under uvicorn on a loop someone else owns (Textual's), or standalone.
 
-Rules from DESIGN.md: no signal capture when embedded, no logging config of uvicorn's own
-(``log_config=None``: records go to whatever handlers the host installed), the port bound
-by us first so "port taken" is a sentence rather than a traceback, and a bounded graceful
-shutdown.
+Rules of the shared loop (docs/architecture.md): no signal capture when embedded, no
+logging config of uvicorn's own (``log_config=None``: records go to whatever handlers the
+host installed), the port bound by us first so "port taken" is a sentence rather than a
+traceback, and a bounded graceful shutdown.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from server.app import create_app
 from server.settings import Settings
+from server.state import state_of
 
 log = logging.getLogger("fastasync.server")
 
@@ -116,7 +117,7 @@ class ServerHandle:
         self.host, self.port = sock.getsockname()[:2]
         # Patterns that call the server over real HTTP (simulated upstreams) need its
         # address before the lifespan runs.
-        self.app.state.base_url = self.url
+        state_of(self.app).base_url = self.url
         config = uvicorn.Config(
             self.app,
             log_config=None,

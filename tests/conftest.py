@@ -17,6 +17,7 @@ import pytest
 from server.monitor import LoopMonitor
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 
 #: asyncio reports these by logging (when a task or coroutine is garbage collected), not
 #: with a warning, so ``filterwarnings = error`` alone would never see them.
@@ -128,7 +129,7 @@ async def client(server: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def monitor(server: ServerHandle) -> LoopMonitor:
     """The loop monitor the server's lifespan started."""
-    loop_monitor: LoopMonitor = server.app.state.monitor
+    loop_monitor: LoopMonitor = state_of(server.app).monitor
     return loop_monitor
 
 

@@ -30,9 +30,11 @@ from explorer.patterns.cache.stampede import StampedeRun
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.top_bar import TopBar
+from server.patterns.cache.router import CacheParts
 from server.patterns.cache.ttl_cache import CacheClosed, TTLCache
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 from tests.conftest import eventually
 from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
@@ -250,7 +252,7 @@ async def test_a_client_run_stops_when_its_caller_goes_away(server: ServerHandle
             )
     # 1000 calls of 0.1 s two at a time would take 50 s: the run is cancelled instead.
     await eventually(lambda: cache_tasks() == [], within=3)
-    ledger = server.app.state.cache_ledger
+    ledger = state_of(server.app).need(CacheParts).ledger
     calls = ledger.total_calls
     await asyncio.sleep(0.5)
     assert ledger.total_calls == calls  # the upstream hears no more of it
@@ -295,9 +297,9 @@ async def test_an_upstream_that_answers_in_time(client: httpx.AsyncClient) -> No
 async def test_lifespan_owns_the_cache_and_the_shared_client(
     server: ServerHandle, client: httpx.AsyncClient
 ) -> None:
-    shared: httpx.AsyncClient = server.app.state.cache_client
-    cache: TTLCache[str, Any] = server.app.state.cache
-    assert shared is not server.app.state.http
+    parts = state_of(server.app).need(CacheParts)
+    shared: httpx.AsyncClient = parts.client
+    cache: TTLCache[str, Any] = parts.cache
     assert "cache" in (await client.get("/")).json()["patterns"]
     # a computation in flight when the server stops is cancelled, not waited for
     slow = asyncio.create_task(client.get(f"/cache/value/{cold_key()}", params={"delay_s": 5}))

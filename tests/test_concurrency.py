@@ -30,9 +30,10 @@ from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
-from server.patterns.concurrency.router import STRATEGY_FUNCTIONS, simulated_outcome
+from server.patterns.concurrency.router import STRATEGY_FUNCTIONS, DemoClient, simulated_outcome
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 from tests.conftest import eventually
 from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of, visible_region
@@ -396,8 +397,7 @@ async def test_a_disconnected_client_cancels_the_run(server: ServerHandle) -> No
 async def test_lifespan_opens_and_closes_the_demo_client(
     server: ServerHandle, client: httpx.AsyncClient
 ) -> None:
-    demo: httpx.AsyncClient = server.app.state.concurrency_client
-    assert demo is not server.app.state.http  # its own small pool, not the shared one
+    demo: httpx.AsyncClient = state_of(server.app).need(DemoClient).client
     assert not demo.is_closed
     assert "concurrency" in (await client.get("/")).json()["patterns"]
     await server.stop()

@@ -41,6 +41,7 @@ from server.patterns.db.pool import PoolTimeout
 from server.patterns.db.service import ORM_POOL_SIZE, POOL_SIZE
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 from tests.conftest import eventually, set_blocking
 from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
@@ -121,7 +122,7 @@ async def db_server(
 
 
 def database_of(handle: ServerHandle) -> Database:
-    database: Database = handle.app.state.db
+    database: Database = state_of(handle.app).need(Database)
     return database
 
 
@@ -718,7 +719,7 @@ async def test_sync_sqlite3_in_async_def_stalls_the_loop(
     sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
 ) -> None:
     handle, client = sqlite_app
-    monitor = handle.app.state.monitor
+    monitor = state_of(handle.app).monitor
     right = await client.get("/db/slow-report", params={"seconds": 0.3})
     assert right.json()["driver"] == "aiosqlite (its thread)"
     await asyncio.sleep(0.2)

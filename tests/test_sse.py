@@ -29,13 +29,14 @@ from server.patterns.sse.bus import RING_CAPACITY
 from server.patterns.sse.feeds import SseHub, tick_value
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 from tests.conftest import eventually, set_blocking
 from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
 
 
 def hub_of(server: ServerHandle) -> SseHub:
-    hub: SseHub = server.app.state.sse
+    hub: SseHub = state_of(server.app).need(SseHub)
     return hub
 
 

@@ -27,6 +27,7 @@ from explorer.patterns.stream.figures import Transfer
 from explorer.patterns.stream.pane import StreamPane
 from explorer.registry import PANES
 from explorer.widgets.top_bar import TopBar
+from server import state as app_state
 from server.patterns.stream import router as stream_routes
 from server.patterns.stream.export import csv_batches, neutralise, render_section, sqlite_rows
 from server.patterns.stream.router import StreamState
@@ -40,7 +41,7 @@ MiB = 1024 * 1024
 
 
 def state_of(server: ServerHandle) -> StreamState:
-    state: StreamState = server.app.state.stream
+    state: StreamState = app_state.state_of(server.app).need(StreamState)
     return state
 
 
@@ -456,7 +457,7 @@ async def test_pane_cancel_stops_the_server_side(tmp_path: Path) -> None:
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_pane(app, pilot)
-        server_state: StreamState = app.server.app.state.stream
+        server_state: StreamState = app_state.state_of(app.server.app).need(StreamState)
         app.query_one("#pane-stream #size", Input).value = "1024"
         await pilot.click("#pane-stream #generate")
         await eventually(lambda: pane.file is not None, within=60)

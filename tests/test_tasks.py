@@ -37,6 +37,7 @@ from server.patterns.tasks.jobs import (
 )
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 from tests.conftest import eventually, set_blocking
 from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
@@ -69,7 +70,7 @@ def finished(*ids: int) -> Callable[[dict[int, Job]], bool]:
 
 
 def store_of(server: ServerHandle) -> JobStore:
-    store: JobStore = server.app.state.jobs
+    store: JobStore = state_of(server.app).need(JobStore)
     return store
 
 

@@ -33,6 +33,7 @@ from explorer.patterns.ws.room import BOTS_ROOM
 from explorer.patterns.ws.views import DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE, VIEWS
 from explorer.registry import PANES
 from explorer.widgets.top_bar import TopBar
+from server import state as app_state
 from server.patterns.ws.manager import WsLimits
 from server.patterns.ws.router import WsState
 from server.patterns.ws.tokens import SUBPROTOCOL, TokenError, TokenSigner, redact
@@ -48,7 +49,7 @@ HEALTHY = 100
 
 
 def state_of(server: ServerHandle) -> WsState:
-    state: WsState = server.app.state.ws
+    state: WsState = app_state.state_of(server.app).need(WsState)
     return state
 
 
@@ -90,7 +91,7 @@ async def abort(conn: ClientConnection) -> None:
 async def limited(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[ServerHandle]:
     """A server with the WsLimits given by ``@pytest.mark.parametrize(..., indirect=True)``."""
     handle = ServerHandle(Settings(port=0, data_dir=tmp_path / "data"))
-    handle.app.state.ws_limits = request.param
+    app_state.state_of(handle.app).provide(WsLimits, request.param)
     await handle.start()
     try:
         yield handle
@@ -510,7 +511,7 @@ async def test_naive_broadcast_lets_one_stalled_client_stall_the_room(
 ) -> None:
     swarm, stalled = room_with_a_stalled_client
     manager = state_of(server).manager
-    server.app.state.blocking.set(True)
+    app_state.state_of(server.app).blocking.set(True)
     burst = asyncio.create_task(swarm.send_burst(MESSAGES, MESSAGE_SIZE, window=64))
     try:
         # A broadcast waits on the stalled socket for longer than the right form's send
@@ -820,7 +821,7 @@ async def test_pane_bots_stalled_client_right_vs_naive_oldest_undelivered(tmp_pa
     app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_ws(app, pilot)
-        state: WsState = app.server.app.state.ws
+        state: WsState = app_state.state_of(app.server.app).need(WsState)
         await start_pane_bots(app, pilot, LESSON_BOTS, LESSON_RATE, LESSON_SIZE)
         await eventually(lambda: pane.figures_view.connected == LESSON_BOTS, within=30)
         await eventually(lambda: pane.figures_view.msgs_out_per_s > 0, within=30)

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import httpx
 
+from explorer.context import counting_explorer_code
 from explorer.tools.report.measure import FormResult, RssSampler, StallSummary
 from explorer.tools.report.scenario import Scenario, ScenarioRun
 from server.monitor import LoopMonitor
 from server.runner import ServerHandle
 from server.settings import Settings
+from server.state import state_of
 
 log = logging.getLogger("fastasync.report")
 
@@ -65,9 +67,11 @@ def report_settings(base: Settings, data_dir: Path) -> Settings:
     """The embedded server of a report: loopback, port 0, a long lag history."""
     # rolling_s bounds how far back LoopMonitor.lag_since can see: longer than any form.
     monitor = replace(base.monitor, rolling_s=300.0)
-    return replace(
+    local = replace(
         base, host="127.0.0.1", port=0, blocking_mode=False, data_dir=data_dir, monitor=monitor
     )
+    # the scenarios' clients share the server's loop: their lines can be blamed too
+    return counting_explorer_code(local)
 
 
 async def run_form(
@@ -76,7 +80,7 @@ async def run_form(
     """One form: switch blocking mode, run the workload, measure what it cost."""
     form = "pitfall" if pitfall else "right"
     result = FormResult(scenario=scenario.key, form=form)
-    monitor: LoopMonitor = server.app.state.monitor
+    monitor: LoopMonitor = state_of(server.app).monitor
     switched = await http.put("/monitor/blocking", json={"enabled": pitfall})
     switched.raise_for_status()
     run = ScenarioRun(http=http, server=server, pitfall=pitfall)

@@ -20,16 +20,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
-from typing import Annotated, Literal, cast
+from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import HTTPConnection
 
-from server.deps import BlockingMode
+from server.deps import BlockingMode, provided
 from server.json_types import JsonInt
 from server.patterns.cache.ttl_cache import CacheClosed, TTLCache
 from server.patterns.cache.upstream import (
@@ -38,6 +37,7 @@ from server.patterns.cache.upstream import (
     disconnected,
     wait_unless_disconnected,
 )
+from server.state import state_of
 
 log = logging.getLogger("fastasync.cache")
 
@@ -74,32 +74,46 @@ async def cache_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
     cache: TTLCache[str, Computed] = TTLCache(CACHE_SIZE)
+    state = state_of(app)
     async with httpx.AsyncClient(limits=limits, timeout=CLIENT_TIMEOUT, trust_env=False) as http:
-        app.state.cache = cache
-        app.state.cache_ledger = UpstreamLedger()
-        app.state.cache_client = http
+        state.provide(CacheParts, CacheParts(cache, UpstreamLedger(), http))
         try:
             yield
         finally:
+            state.withdraw(CacheParts)
             await cache.close()  # cancels computations in flight before the client closes
 
 
 router = APIRouter(prefix="/cache", tags=["cache"], lifespan=cache_lifespan)
 
 
-async def get_cache(conn: HTTPConnection) -> TTLCache[str, Computed]:
+@dataclass(frozen=True)
+class CacheParts:
+    """What the cache pattern's lifespan opens: the cache, the upstream's ledger, a client."""
+
+    cache: TTLCache[str, Computed]
+    #: what the loopback upstream has counted
+    ledger: UpstreamLedger
+    #: the one pooled client every call of this pattern shares (unless told not to)
+    client: httpx.AsyncClient
+
+
+PartsDep = Annotated[CacheParts, Depends(provided(CacheParts))]
+
+
+async def get_cache(parts: PartsDep) -> TTLCache[str, Computed]:
     """The lifespan-owned TTL cache."""
-    return cast("TTLCache[str, Computed]", conn.app.state.cache)
+    return parts.cache
 
 
-async def get_ledger(conn: HTTPConnection) -> UpstreamLedger:
+async def get_ledger(parts: PartsDep) -> UpstreamLedger:
     """What the loopback upstream has counted."""
-    return cast(UpstreamLedger, conn.app.state.cache_ledger)
+    return parts.ledger
 
 
-async def get_shared_client(conn: HTTPConnection) -> httpx.AsyncClient:
+async def get_shared_client(parts: PartsDep) -> httpx.AsyncClient:
     """The one pooled client every call of this pattern shares (unless told not to)."""
-    return cast(httpx.AsyncClient, conn.app.state.cache_client)
+    return parts.client
 
 
 CacheDep = Annotated[TTLCache[str, Computed], Depends(get_cache)]
@@ -125,7 +139,7 @@ Ttl = Annotated[
 
 def upstream_url(request: Request, path: str) -> str:
     """The absolute URL of one of our upstream routes, on this server's own address."""
-    base = getattr(request.app.state, "base_url", None) or str(request.base_url)
+    base = state_of(request.app).base_url or str(request.base_url)
     return f"{base.rstrip('/')}/cache/upstream/{path}"
 
 

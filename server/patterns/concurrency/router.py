@@ -18,16 +18,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import HTTPConnection
 
-from server.deps import BlockingMode
+from server.deps import BlockingMode, provided
 from server.json_types import JsonInt
+from server.state import state_of
 
 #: The demo client's pool: deliberately small, so an unbounded fan-out runs out of it.
 POOL_SIZE = 10
@@ -82,16 +82,29 @@ async def concurrency_lifespan(app: FastAPI) -> AsyncIterator[None]:
     limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
     timeout = httpx.Timeout(READ_TIMEOUT_S, connect=2.0, pool=POOL_TIMEOUT_S)
     async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
-        app.state.concurrency_client = client
-        yield
+        state = state_of(app)
+        state.provide(DemoClient, DemoClient(client))
+        try:
+            yield
+        finally:
+            state.withdraw(DemoClient)
 
 
 router = APIRouter(prefix="/concurrency", tags=["concurrency"], lifespan=concurrency_lifespan)
 
 
-async def get_concurrency_client(conn: HTTPConnection) -> httpx.AsyncClient:
+@dataclass(frozen=True)
+class DemoClient:
+    """The lifespan-owned demo client with the small pool (this pattern's own)."""
+
+    client: httpx.AsyncClient
+
+
+async def get_concurrency_client(
+    demo: Annotated[DemoClient, Depends(provided(DemoClient))],
+) -> httpx.AsyncClient:
     """The lifespan-owned demo client with the small pool."""
-    return cast(httpx.AsyncClient, conn.app.state.concurrency_client)
+    return demo.client
 
 
 ConcurrencyClient = Annotated[httpx.AsyncClient, Depends(get_concurrency_client)]
@@ -586,7 +599,7 @@ async def run_strategy(
     """
     effective = effective_strategy(body.strategy, blocking)
     refuse_long_runs(body, effective, blocking)
-    base_url = getattr(request.app.state, "base_url", None) or str(request.base_url)
+    base_url = state_of(request.app).base_url or str(request.base_url)
     run = Run(body, client, base_url)
     work = asyncio.create_task(execute(run, effective), name="concurrency:run")
     gone = asyncio.create_task(until_disconnected(request), name="concurrency:watch")

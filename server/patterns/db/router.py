@@ -40,15 +40,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection
 
-from server.deps import BlockingMode
+from server.deps import BlockingMode, provided
 from server.json_types import JsonInt
 from server.patterns.db import Conn, Database, PoolClosed, PoolStats, PoolTimeout, describe
 from server.patterns.db.models import Order, User
 from server.patterns.db.pool import PgConn, SqliteConn
 from server.patterns.db.seed import EVENTS_KEPT
-from server.settings import Settings
+from server.state import state_of
 
 log = logging.getLogger("fastasync.db")
 
@@ -66,13 +65,15 @@ async def db_lifespan(app: FastAPI) -> AsyncIterator[None]:
     FastAPI nests this inside the app's own lifespan. The app starts serving at once:
     ``/db/status`` says ``connecting`` until the pool is up and seeded.
     """
-    settings: Settings = app.state.settings
+    state = state_of(app)
+    settings = state.settings
     database = Database(settings.data_dir, settings.database_url)
     database.start()
-    app.state.db = database
+    state.provide(Database, database)
     try:
         yield
     finally:
+        state.withdraw(Database)
         await database.close()
 
 
@@ -82,9 +83,7 @@ router = APIRouter(prefix="/db", tags=["db"], lifespan=db_lifespan)
 # -- dependencies ---------------------------------------------------------------------------
 
 
-async def get_database(conn: HTTPConnection) -> Database:
-    """The lifespan-owned database, whatever its state."""
-    return cast(Database, conn.app.state.db)
+get_database = provided(Database)
 
 
 async def ready_database(db: Annotated[Database, Depends(get_database)]) -> Database:

@@ -32,17 +32,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response, status
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import HTTPConnection
 
-from server.deps import BlockingMode
-from server.monitor import LoopMonitor
+from server.deps import BlockingMode, provided
 from server.patterns.sse.bus import BadEventId, Gap, Subscriber
 from server.patterns.sse.feeds import (
     LEAK_QUEUE,
@@ -54,6 +52,7 @@ from server.patterns.sse.feeds import (
     tick_value,
 )
 from server.patterns.tasks.jobs import JobStore
+from server.state import state_of
 
 log = logging.getLogger("fastasync.sse")
 
@@ -73,28 +72,23 @@ TICKER_HEADER = "X-Ticker-Stream"
 async def sse_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One hub (bus + pumps) for the app's life; at exit, feeds end and every task is awaited.
 
-    Router lifespans nest in include order, so the job store (``tasks``) is open here.
+    Router lifespans nest in include order (``PATTERNS``), so the job store of the
+    ``tasks`` pattern, when mounted, is open here; without it the feed has no job topic.
     """
-    monitor = cast(LoopMonitor | None, getattr(app.state, "monitor", None))
-    jobs = cast(JobStore | None, getattr(app.state, "jobs", None))
-    hub = SseHub(monitor, jobs)
+    state = state_of(app)
+    hub = state.provide(SseHub, SseHub(state.monitor, state.find(JobStore)))
     hub.start()
-    app.state.sse = hub
     try:
         yield
     finally:
+        state.withdraw(SseHub)
         await hub.close()
 
 
 router = APIRouter(prefix="/sse", tags=["sse"], lifespan=sse_lifespan)
 
 
-async def get_hub(conn: HTTPConnection) -> SseHub:
-    """The lifespan-owned hub."""
-    return cast(SseHub, conn.app.state.sse)
-
-
-HubDep = Annotated[SseHub, Depends(get_hub)]
+HubDep = Annotated[SseHub, Depends(provided(SseHub))]
 LastEventId = Annotated[
     str | None,
     Header(

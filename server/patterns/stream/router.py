@@ -25,15 +25,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import ClientDisconnect, HTTPConnection
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
-from server.deps import BlockingMode, MonitorDep
+from server.deps import BlockingMode, MonitorDep, provided
 from server.json_types import JsonInt
 from server.patterns.stream.export import HEAD, TAIL, csv_batches, render_section, sqlite_rows
 from server.patterns.stream.files import (
@@ -46,7 +46,7 @@ from server.patterns.stream.files import (
 from server.patterns.stream.memory import RssWatch
 from server.patterns.stream.uploads import TooLarge, UploadsFull, UploadStore
 from server.patterns.tasks.jobs import JobOut, JobStore
-from server.settings import Settings
+from server.state import state_of
 
 #: the pitfall reads whole files into memory: refuse the ones that would hurt the machine
 PITFALL_MAX_BYTES = 256 * 1024 * 1024
@@ -78,14 +78,15 @@ class StreamState:
 @asynccontextmanager
 async def stream_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The files and uploads directories, and the upload cleanup task (cancelled at exit)."""
-    settings: Settings = app.state.settings
+    state = state_of(app)
+    settings = state.settings
     files = SampleFiles(settings.data_dir / "files", settings.sample_max_bytes)
     files.open()
     uploads = UploadStore(
         settings.data_dir / "uploads", settings.upload_max_bytes, settings.upload_ttl_s
     )
     await uploads.open()
-    app.state.stream = StreamState(files, uploads, DownloadBook())
+    state.provide(StreamState, StreamState(files, uploads, DownloadBook()))
     try:
         yield
     finally:
@@ -95,11 +96,7 @@ async def stream_lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/stream", tags=["stream"], lifespan=stream_lifespan)
 
 
-async def get_state(conn: HTTPConnection) -> StreamState:
-    return cast(StreamState, conn.app.state.stream)
-
-
-StateDep = Annotated[StreamState, Depends(get_state)]
+StateDep = Annotated[StreamState, Depends(provided(StreamState))]
 #: The schema states the rule (a 422 names it); server/patterns/stream/files.py checks it
 #: again, then resolves the path and refuses anything outside the directory.
 FileName = Annotated[
@@ -369,7 +366,7 @@ async def export_csv(
     batch: Annotated[int, Query(ge=1, le=MAX_BATCH, description="Rows per query.")] = 500,
 ) -> StreamingResponse:
     """The job history as CSV: one keyset query per batch, one chunk per batch."""
-    settings: Settings = request.app.state.settings
+    settings = state_of(request.app).settings
     path = settings.data_dir / "jobs.sqlite3"
     columns = tuple(JobOut.model_fields)
 
@@ -401,7 +398,7 @@ async def report(
     ] = 0.0,
 ) -> StreamingResponse:
     """An HTML report sent a section at a time, each built when its turn comes."""
-    jobs = cast(JobStore | None, getattr(request.app.state, "jobs", None))
+    jobs = state_of(request.app).find(JobStore)
 
     async def sections() -> AsyncIterator[str]:
         yield HEAD + f"<h1>Server report, {time.strftime('%Y-%m-%d %H:%M:%S')}</h1>\n"

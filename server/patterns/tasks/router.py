@@ -16,16 +16,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
 
-from server.deps import BlockingMode
+from server.deps import BlockingMode, provided
 from server.patterns.tasks.jobs import (
     DEBOUNCE_RUN_S,
     HISTORY,
@@ -37,7 +36,7 @@ from server.patterns.tasks.jobs import (
     StoreBusy,
     utc_now,
 )
-from server.settings import Settings
+from server.state import state_of
 
 MAX_DURATION_S = 30.0
 MAX_BATCH = 10
@@ -52,9 +51,10 @@ async def tasks_lifespan(app: FastAPI) -> AsyncIterator[None]:
     FastAPI nests a router's lifespan inside the app's, so this closes before the shared
     resources do.
     """
-    settings: Settings = app.state.settings
+    state = state_of(app)
+    settings = state.settings
     store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
-    app.state.jobs = store
+    state.provide(JobStore, store)
     try:
         yield
     finally:
@@ -64,12 +64,7 @@ async def tasks_lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/tasks", tags=["tasks"], lifespan=tasks_lifespan)
 
 
-async def get_job_store(conn: HTTPConnection) -> JobStore:
-    """The lifespan-owned job store."""
-    return cast(JobStore, conn.app.state.jobs)
-
-
-JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
+JobStoreDep = Annotated[JobStore, Depends(provided(JobStore))]
 
 
 #: documents the 503 every job-creating route may answer

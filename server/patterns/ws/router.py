@@ -29,14 +29,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.blocking import BlockingSwitch
+from server.deps import provided
 from server.patterns.ws.manager import (
     GOING_AWAY,
     MESSAGE_TOO_BIG,
@@ -55,6 +54,7 @@ from server.patterns.ws.tokens import (
     TokenSigner,
     token_from_subprotocols,
 )
+from server.state import state_of
 
 log = logging.getLogger("fastasync.ws")
 
@@ -84,12 +84,14 @@ class WsState:
 async def ws_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """A per-server token secret, the chat manager, and the log redaction, for the app's life.
 
-    ``app.state.ws_limits`` may be set before startup (tests, the benchmark).
+    ``state_of(app).provide(WsLimits, ...)`` before startup sets the limits (tests, the
+    benchmark).
     """
-    limits: WsLimits = getattr(app.state, "ws_limits", None) or WsLimits()
-    switch: BlockingSwitch = app.state.blocking
+    state = state_of(app)
+    limits = state.find(WsLimits) or WsLimits()
+    switch = state.blocking
     manager = ConnectionManager(limits, naive=lambda: switch.enabled)
-    app.state.ws = WsState(limits, manager, TokenSigner())
+    state.provide(WsState, WsState(limits, manager, TokenSigner()))
     redaction = RedactionInstalled()
     try:
         yield
@@ -101,12 +103,7 @@ async def ws_lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/ws", tags=["ws"], lifespan=ws_lifespan)
 
 
-async def get_ws_state(conn: HTTPConnection) -> WsState:
-    """The lifespan-owned WebSocket state."""
-    return cast(WsState, conn.app.state.ws)
-
-
-WsStateDep = Annotated[WsState, Depends(get_ws_state)]
+WsStateDep = Annotated[WsState, Depends(provided(WsState))]
 
 
 # -- shared socket plumbing -------------------------------------------------------------------
