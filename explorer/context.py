@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 
 from server.blocking import BlockingSwitch
 from server.monitor import LagStats, MonitorSnapshot, Stall
+from server.settings import Settings
+
+#: the explorer's own code: a stall in a pane's client code blames its line too
+EXPLORER_DIR = Path(__file__).resolve().parent
+
+
+def counting_explorer_code(settings: Settings) -> Settings:
+    """``settings`` whose monitor also blames the explorer's code (it shares the loop)."""
+    project = settings.monitor.project_code.with_folder(EXPLORER_DIR)
+    return replace(settings, monitor=replace(settings.monitor, project_code=project))
 
 
 class MonitorSource(Protocol):
@@ -30,3 +42,14 @@ class ExplorerContext:
     blocking: BlockingSwitch
     #: seconds after a response before its stalls are surely published by the watchdog
     stall_settle_s: float = 0.01
+
+    async def stalls_since(self, began_wall: float) -> list[Stall]:
+        """The stalls that began at or after ``began_wall`` (``time.time()``), oldest first.
+
+        Waits ``stall_settle_s`` first: the watchdog publishes a stall just after the loop
+        recovers, so a run that has just ended would otherwise miss its own.
+        """
+        await asyncio.sleep(self.stall_settle_s)
+        # a millisecond of slack: the stall's start and the run's are read on two clocks
+        since = began_wall - 0.001
+        return [stall for stall in self.monitor.stalls_after(0) if stall.started_at >= since]

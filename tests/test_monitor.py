@@ -7,15 +7,19 @@ import contextlib
 import inspect
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from explorer.context import ExplorerContext, counting_explorer_code
 from server.monitor import LoopMonitor, MonitorConfig, Stall
 from server.monitor.activity import LoopActivity
+from server.monitor.attribution import SERVER_CODE, ProjectCode
 from server.monitor.records import LagStats, percentile
 from server.patterns.basics import router as basics
 from server.patterns.basics.work import crunch
+from server.settings import Settings
 from tests.conftest import eventually
 
 
@@ -164,3 +168,21 @@ async def test_process_footprint_is_read_for_real(client: httpx.AsyncClient) -> 
         sleeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sleeper
+
+
+def test_the_caller_says_which_code_a_stall_may_blame(tmp_path: Path) -> None:
+    own = tmp_path / "myproject"
+    own.mkdir()
+    code = ProjectCode.of(own)
+    assert code.owns(str(own / "main.py"))
+    assert not code.owns(str(tmp_path / "elsewhere.py"))
+    # the monitor and the request middleware only pass control through: never to blame
+    monitor_file = inspect.getfile(LoopMonitor)
+    assert not code.with_folder(Path(monitor_file).parent).owns(monitor_file)
+    assert not SERVER_CODE.owns(monitor_file)
+    assert SERVER_CODE.owns(inspect.getfile(basics))
+    # the server alone blames only its own code; the explorer adds its folder
+    assert not SERVER_CODE.owns(inspect.getfile(ExplorerContext))
+    explorer = counting_explorer_code(Settings()).monitor.project_code
+    assert explorer.owns(inspect.getfile(ExplorerContext))
+    assert explorer.owns(inspect.getfile(basics))

@@ -1,10 +1,10 @@
 """Turning a sampled stack into "which line blocked, in which request".
 
 The watchdog samples the loop thread's stack (:func:`stack_of`) while a stall is in
-progress. The innermost frame that belongs to this project (``server/`` or
-``explorer/``, the monitor itself excluded) is the line to blame;
-the request is the one whose task the loop is running, which the middleware registered
-with its ASGI scope on the way in (:class:`RequestTasks`).
+progress. The innermost frame that belongs to the project (:class:`ProjectCode`: the
+folders the caller names, ``server/`` by default; the monitor itself excluded) is the line
+to blame; the request is the one whose task the loop is running, which the middleware
+registered with its ASGI scope on the way in (:class:`RequestTasks`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,38 @@ _CALLBACK_RUNNER = (str(Path(asyncio.events.__file__).resolve()), "_run")
 _SERVER_DIR = Path(__file__).resolve().parent.parent
 
 
-def _project_roots() -> tuple[str, ...]:
-    roots = [str(_SERVER_DIR) + os.sep]
-    explorer_dir = _SERVER_DIR.parent / "explorer"
-    if explorer_dir.is_dir():
-        roots.append(str(explorer_dir) + os.sep)
-    return tuple(roots)
-
-
-PROJECT_ROOTS = _project_roots()
 _PROJECT_BASE = str(_SERVER_DIR.parent) + os.sep
+#: Project code that only passes control through (never the line to blame).
+_PASS_THROUGH = (_MONITOR_DIR, str(_SERVER_DIR / "middleware.py"))
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectCode:
+    """The folders whose code a stall may blame (the caller says which: its own code).
+
+    The monitor and the request middleware are never to blame: they only pass control
+    through.
+    """
+
+    roots: tuple[str, ...]
+
+    @classmethod
+    def of(cls, *folders: Path | str) -> ProjectCode:
+        """The code under ``folders``."""
+        return cls(tuple(str(Path(folder).resolve()) + os.sep for folder in folders))
+
+    def with_folder(self, folder: Path | str) -> ProjectCode:
+        """This code and the code under ``folder``."""
+        root = str(Path(folder).resolve()) + os.sep
+        return self if root in self.roots else ProjectCode((*self.roots, root))
+
+    def owns(self, filename: str) -> bool:
+        """True for the project's code, the monitor and its middleware excluded."""
+        return filename.startswith(self.roots) and not filename.startswith(_PASS_THROUGH)
+
+
+#: the server package's own code: what a stall blames unless the caller says more
+SERVER_CODE = ProjectCode.of(_SERVER_DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +80,13 @@ class CodeLocation:
 
 def short_path(filename: str) -> str:
     """A readable path: relative to the project, to a sys.path entry, or unchanged."""
-    if filename.startswith(PROJECT_ROOTS):
+    if filename.startswith(_PROJECT_BASE):
         return filename[len(_PROJECT_BASE) :]
     best = ""
     for entry in sys.path:
         if entry and filename.startswith(entry + os.sep) and len(entry) > len(best):
             best = entry
     return filename[len(best) + 1 :] if best else filename
-
-
-#: Project code that only passes control through (never the line to blame).
-_PASS_THROUGH = (_MONITOR_DIR, str(_SERVER_DIR / "middleware.py"))
-
-
-def is_project_file(filename: str) -> bool:
-    """True for this project's code, excluding the monitor and its middleware."""
-    return filename.startswith(PROJECT_ROOTS) and not filename.startswith(_PASS_THROUGH)
 
 
 class RequestTasks:
@@ -159,9 +172,16 @@ def stack_of(thread_id: int, max_depth: int = 40) -> list[CodeLocation] | None:
 
 
 def sample_thread(
-    thread_id: int, loop: asyncio.AbstractEventLoop | None = None, max_depth: int = 40
+    thread_id: int,
+    loop: asyncio.AbstractEventLoop | None = None,
+    max_depth: int = 40,
+    project: ProjectCode = SERVER_CODE,
 ) -> StackSample | None:
-    """Sample ``thread_id``'s current stack (innermost first) and the request it serves."""
+    """Sample ``thread_id``'s current stack (innermost first) and the request it serves.
+
+    The line to blame is the innermost frame of ``project``'s code, else the innermost
+    frame outside the monitor.
+    """
     stack = stack_of(thread_id, max_depth)
     if stack is None:
         return None
@@ -172,7 +192,7 @@ def sample_thread(
         if (location.filename, location.function) == _CALLBACK_RUNNER:
             inside_callback = False
         if inside_callback:
-            if blamed is None and is_project_file(location.filename):
+            if blamed is None and project.owns(location.filename):
                 blamed = location
             if first_foreign is None and not location.filename.startswith(_MONITOR_DIR):
                 first_foreign = location

@@ -17,6 +17,7 @@ from time import perf_counter
 from typing import ClassVar
 
 from .activity import LoopActivity
+from .attribution import SERVER_CODE, ProjectCode
 from .records import LagStats, LagWindow, MonitorSnapshot, Stall
 from .watchdog import Watchdog
 
@@ -39,6 +40,8 @@ class MonitorConfig:
     watchdog_poll_s: float = 0.002
     #: stalls kept for inspection
     max_stalls: int = 200
+    #: the code a stall may blame: the caller's own (the explorer adds its folder)
+    project_code: ProjectCode = SERVER_CODE
 
 
 class LoopMonitor:
@@ -107,6 +110,7 @@ class LoopMonitor:
                 loop=loop,
                 poll_s=self.config.watchdog_poll_s,
                 sample_after_s=self.config.stall_threshold_s / 3,
+                project=self.config.project_code,
             )
             self._watchdog.start()
         else:

@@ -22,7 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from .activity import LoopActivity
-from .attribution import StackSample, sample_thread
+from .attribution import SERVER_CODE, ProjectCode, StackSample, sample_thread
 from .records import Stall, StallKind
 
 log = logging.getLogger("fastasync.monitor")
@@ -79,6 +79,7 @@ class Watchdog(threading.Thread):
         poll_s: float,
         sample_after_s: float,
         max_samples: int = 64,
+        project: ProjectCode = SERVER_CODE,
     ) -> None:
         super().__init__(name="fastasync-loop-watchdog", daemon=True)
         self._activity = activity
@@ -88,6 +89,7 @@ class Watchdog(threading.Thread):
         self._poll_s = poll_s
         self._sample_after_s = sample_after_s
         self._max_samples = max_samples
+        self._project = project
         self._stop_event = threading.Event()
         self._current: _InProgress | None = None
         self._finished: dict[int, _InProgress] = {}
@@ -134,7 +136,7 @@ class Watchdog(threading.Thread):
             current = self._current = _InProgress(iteration=iteration, started=started)
         if now >= current.next_sample_at and len(current.samples) < self._max_samples:
             try:
-                sample = sample_thread(self._loop_thread_id, self._loop)
+                sample = sample_thread(self._loop_thread_id, self._loop, project=self._project)
             except Exception:  # a frame read mid-change: lose this sample, never the thread
                 log.debug("a stack sample failed; the stall keeps its other samples", exc_info=True)
                 sample = None
