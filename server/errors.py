@@ -54,3 +54,13 @@ def document_body_errors(router: APIRouter) -> APIRouter:
         if isinstance(route, APIRoute) and route.body_field is not None:
             route.responses.setdefault(400, UNPARSEABLE_BODY)
     return router
+
+
+def describe(exc: BaseException) -> str:
+    """``"ExceptionType: message"`` on one line (the type alone when it has no message).
+
+    Every pattern reports errors in this one form: a job's ``error``, a failed call's
+    reason, a 502's detail.
+    """
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
