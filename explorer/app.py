@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
@@ -24,7 +20,6 @@ from textual.widgets import (
     ContentSwitcher,
     Footer,
     Input,
-    Log,
     OptionList,
     RichLog,
     TabbedContent,
@@ -36,7 +31,10 @@ from explorer.code_source import source_around
 from explorer.context import ExplorerContext, MonitorSource, counting_explorer_code
 from explorer.log_sink import QueueingLogHandler, RootLogCapture
 from explorer.pane import PatternPane
-from explorer.registry import PANES
+from explorer.pane_frame import first_control, mark_blocking
+from explorer.quitting import QuitSignals, let_log_threads_finish
+from explorer.registry import PANES, explorer_commands
+from explorer.stall_feed import StallFeed, StallToasts
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.latency_bar import LatencyBar
 from explorer.widgets.stall_inspector import StallInspector
@@ -44,7 +42,7 @@ from explorer.widgets.too_small import TooSmall
 from explorer.widgets.top_bar import TopBar
 from server.blocking import BlockingSwitch
 from server.heap import keep_out_of_collections, settle_heap
-from server.monitor import LoopMonitor, Stall
+from server.monitor import Stall
 from server.runner import ServerError, ServerHandle
 from server.settings import Settings
 from server.state import state_of
@@ -100,15 +98,10 @@ class ExplorerApp(App[int]):
         self._log_capture = RootLogCapture(self._log_handler)
         self._http: httpx.AsyncClient | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._last_stall_seq = 0
-        self._stall_offset = (0, 0.0)
-        #: stalls that began in [_launched_at, _counting_from) are start-up work (imports,
-        #: first layout, heap settling): no lesson, not counted
-        self._launched_at = time.time()
-        self._counting_from = float("inf")
-        self._last_toast = 0.0
+        self._stalls = StallFeed()
+        self._toasts = StallToasts(TOAST_EVERY_S)
         self._stopped = False
-        self._signal_handlers: list[signal.Signals] = []
+        self._quit_signals = QuitSignals(self._quit_on_signal)
         self._server_lost = False
         self._panes_ready = False
         self._gauge_timer: Timer | None = None
@@ -142,13 +135,13 @@ class ExplorerApp(App[int]):
     async def on_mount(self) -> None:
         self.query_one("#nav", OptionList).border_title = "patterns"
         self.query_one(TooSmall).show_for(self.size)
-        self._install_signal_handlers()
+        self._quit_signals.install()
         self._log_capture.install()
         try:
             await self.server.start()
         except ServerError as exc:
             self._log_capture.uninstall()
-            self._remove_signal_handlers()
+            self._quit_signals.remove()
             self._stopped = True
             self.exit(return_code=2, message=f"fastasync-explorer: {exc}")
             return
@@ -186,7 +179,8 @@ class ExplorerApp(App[int]):
 
     def _startup_done(self, monitor: MonitorSource) -> None:
         settle_heap()
-        self._count_stalls_from_here(monitor)
+        # start-up (imports, first layout) is no lesson: the figures count from here
+        self._stalls.count_from_here(monitor.snapshot())
         # Found once: the gauge timer runs 4 times a second, and every query walks the DOM.
         self._gauges = (
             self.query_one(LatencyBar),
@@ -196,26 +190,6 @@ class ExplorerApp(App[int]):
         )
         self._gauge_timer = self.set_interval(1.0 / self._gauge_hz, self.refresh_gauges)
         self.refresh_gauges()
-
-    def _count_stalls_from_here(self, monitor: MonitorSource) -> None:
-        """Start the UI's stall figures now: startup (imports, first layout) is not a lesson.
-
-        The startup stalls stay in ``GET /monitor``; the log pane says what they cost.
-        """
-        snapshot = monitor.snapshot()
-        self._counting_from = time.time()
-        self._last_stall_seq = max((s.seq for s in snapshot.stalls), default=0)
-        self._stall_offset = (snapshot.stall_count, snapshot.stall_total_ms)
-        if snapshot.stall_count:
-            logging.getLogger("fastasync.explorer").info(
-                "startup stalled the loop %d times (%.0f ms: imports, TLS context, first "
-                "layout); the stall inspector counts from here",
-                snapshot.stall_count,
-                snapshot.stall_total_ms,
-            )
-
-    def _is_start_up(self, stall: Stall) -> bool:
-        return self._launched_at <= stall.started_at < self._counting_from
 
     def _watchdog_poll_s(self) -> float:
         return self.settings.monitor.watchdog_poll_s
@@ -231,42 +205,13 @@ class ExplorerApp(App[int]):
         # them down (before on_unmount stops it), and updating a removed widget is harmless.
         latency_bar, inspector, log_view, top_bar = gauges
         self._mend_focus()
-        snapshot = self.context.monitor.snapshot()
-        new = [s for s in snapshot.stalls if s.seq > self._last_stall_seq]
-        if new:
-            self._last_stall_seq = new[-1].seq
-            # a stall that began during start-up is published only after it: not counted
-            early = [s for s in new if self._is_start_up(s)]
-            if early:
-                count, total = self._stall_offset
-                self._stall_offset = (
-                    count + len(early),
-                    total + sum(s.duration_ms for s in early),
-                )
-                new = [s for s in new if not self._is_start_up(s)]
-        count, total = self._stall_offset
-        latency_bar.snapshot = replace(
-            snapshot,
-            stall_count=snapshot.stall_count - count,
-            stall_total_ms=snapshot.stall_total_ms - total,
-        )
+        latency_bar.snapshot, new = self._stalls.take(self.context.monitor.snapshot())
         if new:
             inspector.add_stalls(new)
             # One toast per refresh, for stalls a request caused; the rest are in the table.
-            in_requests = [s for s in new if s.route]
-            now = time.monotonic()
-            if in_requests and now - self._last_toast >= TOAST_EVERY_S:
-                self._last_toast = now
-                worst = max(in_requests, key=lambda s: s.duration_ms)
-                self.notify(
-                    f"{worst.duration_ms:.1f} ms in {worst.route}\n"
-                    f"at {worst.location or 'an unsampled line'}",
-                    title=f"Loop stalled ×{len(in_requests)}"
-                    if len(in_requests) > 1
-                    else "Loop stalled",
-                    severity="warning",
-                    timeout=4,
-                )
+            toast = self._toasts.toast_for(new)
+            if toast is not None:
+                self.notify(toast.message, title=toast.title, severity="warning", timeout=4)
         # Except the Log: each write starts a thread that reports back to the app, and one
         # started during teardown outlives it (NoActiveAppError). Lines wait in the queue.
         if log_view.is_attached:
@@ -299,17 +244,9 @@ class ExplorerApp(App[int]):
         self._mark_blocking(self.current_pane())
 
     def _mark_blocking(self, pane: PatternPane | None) -> None:
-        """Red border on the visible pane. An inline style on the pane alone: a CSS class
-        restyles the whole subtree, which cost the loop ~20 ms per toggle."""
+        """The error colour around the visible pane while blocking mode is on."""
         error = self.current_theme.error or "red"
-        for other in self.query(PatternPane):
-            if other is not pane and other.styles.inline.has_rule("border_top"):
-                other.styles.clear_rule("border")
-        if pane is not None:
-            if self.blocking:
-                pane.styles.border = ("round", error)
-            elif pane.styles.inline.has_rule("border_top"):
-                pane.styles.clear_rule("border")
+        mark_blocking(self.query(PatternPane), pane if self.blocking else None, error)
 
     def action_toggle_blocking(self) -> None:
         """Same switch as ``PUT /monitor/blocking``."""
@@ -417,49 +354,17 @@ class ExplorerApp(App[int]):
         if showing_code:
             self.query_one(CodeView).focus_first()
         else:
-            pane = self.current_pane()
-            # Not a text field first: it would take the digits, b, r and q as text.
-            focusable = pane.query("RadioSet, Select, Button") if pane else None
-            if pane is not None and not focusable:
-                focusable = pane.query("Input")
-            self.set_focus(focusable.first() if focusable else None)
+            self.set_focus(first_control(self.current_pane()))
 
     # -- command palette -------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand(
-            "Toggle blocking mode",
-            "Switch every pattern to its pitfall",
-            self.action_toggle_blocking,
+        yield from explorer_commands(
+            self.action_toggle_blocking, self.action_toggle_code, self.action_open_pane
         )
-        yield SystemCommand(
-            "Show code", "The handler that ran and the pane's client code", self.action_toggle_code
-        )
-        for index, pane in enumerate(PANES):
-            yield SystemCommand(
-                f"Open {pane.TITLE}", pane.SUMMARY, lambda i=index: self.action_open_pane(i)
-            )
 
     # -- shutdown --------------------------------------------------------------------------
-
-    #: ``kill`` and a closed terminal: the same graceful quit as ``q`` (Textual itself
-    #: handles neither, so the process would die with the terminal left in raw mode).
-    QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self.QUIT_SIGNALS:
-            try:
-                loop.add_signal_handler(sig, self._quit_on_signal, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                return  # not the main thread, or no signals here: nothing to install
-            self._signal_handlers.append(sig)
-
-    def _remove_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._signal_handlers:
-            loop.remove_signal_handler(self._signal_handlers.pop())
 
     def _quit_on_signal(self, sig: signal.Signals) -> None:
         logging.getLogger("fastasync.explorer").info("%s received: quitting", sig.name)
@@ -478,7 +383,7 @@ class ExplorerApp(App[int]):
         self._stopped = True
         if self._gauge_timer is not None:
             self._gauge_timer.stop()
-        await self._let_log_threads_finish()
+        await let_log_threads_finish(self)
         self.workers.cancel_all()
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -488,30 +393,8 @@ class ExplorerApp(App[int]):
             await self.server.stop()
         finally:
             self._log_capture.uninstall()
-            self._remove_signal_handlers()
-
-    async def _let_log_threads_finish(self) -> None:
-        """Wait (briefly) for the Log widget's measuring threads.
-
-        ``Log.write`` starts a thread worker that reports back with ``call_from_thread``;
-        one still running when the app is gone raises NoActiveAppError in its thread. The
-        gauge timer is stopped, so no new ones start.
-        """
-        threads = [
-            worker.wait()
-            for worker in list(self.workers)
-            if isinstance(worker.node, Log) and not worker.is_finished
-        ]
-        if threads:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*threads, return_exceptions=True), 1.0)
+            self._quit_signals.remove()
 
     async def on_unmount(self) -> None:
         # Any other way out (an exception, the driver closing) still stops the server.
         await self.stop_server()
-
-
-def monitor_of(app: ExplorerApp) -> LoopMonitor:
-    """The live monitor of a running explorer (for tests and the benchmark)."""
-    monitor: LoopMonitor = state_of(app.server.app).monitor
-    return monitor

@@ -1,6 +1,14 @@
-"""The panes the explorer offers, in menu order: one per slug of ``server.patterns``."""
+"""The panes the explorer offers, in menu order: one per slug of ``server.patterns``.
+
+Also the command palette's entries that open them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+
+from textual.app import SystemCommand
 
 from explorer.pane import PatternPane
 from explorer.patterns import part_of
@@ -23,3 +31,17 @@ def pane_of(slug: str) -> type[PatternPane]:
 
 
 PANES: tuple[type[PatternPane], ...] = tuple(pane_of(slug) for slug in PATTERNS)
+
+
+def explorer_commands(
+    toggle_blocking: Callable[[], object],
+    show_code: Callable[[], object],
+    open_pane: Callable[[int], object],
+) -> Iterator[SystemCommand]:
+    """The command palette's own entries: blocking mode, the code view, every pane."""
+    yield SystemCommand(
+        "Toggle blocking mode", "Switch every pattern to its pitfall", toggle_blocking
+    )
+    yield SystemCommand("Show code", "The handler that ran and the pane's client code", show_code)
+    for index, pane in enumerate(PANES):
+        yield SystemCommand(f"Open {pane.TITLE}", pane.SUMMARY, partial(open_pane, index))
