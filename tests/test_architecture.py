@@ -134,3 +134,48 @@ def test_no_print_in_the_app() -> None:
             and node.func.id == "print"
         ]
         assert not calls, f"print() in {path.relative_to(ROOT)} at lines {calls}"
+
+
+def _state_bag_reads(path: Path) -> list[int]:
+    """Lines that read or write Starlette's untyped ``<app>.state.<name>`` (or getattr it)."""
+
+    def is_bag(node: ast.expr) -> bool:
+        return (
+            isinstance(node, ast.Attribute)
+            and node.attr == "state"
+            and _name_of(node.value) == "app"
+        )
+
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and is_bag(node.value):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and node.args and is_bag(node.args[0]):
+            lines.append(node.lineno)  # getattr(app.state, ...), setattr, vars
+    return lines
+
+
+def _name_of(node: ast.expr) -> str:
+    """``app`` for ``app`` and for ``request.app``; empty for anything else."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def test_the_app_state_is_read_only_through_its_typed_object() -> None:
+    """``server/state.py`` is the one place that touches Starlette's ``app.state`` bag."""
+    for path in [*python_files(SERVER), *python_files(EXPLORER)]:
+        if path == SERVER / "state.py":
+            continue
+        lines = _state_bag_reads(path)
+        assert not lines, f"{path.relative_to(ROOT)} reads app.state.<name> at lines {lines}"
+
+
+def test_every_module_is_small() -> None:
+    """One job per module: none over 400 lines."""
+    big = {
+        str(path.relative_to(ROOT)): lines
+        for path in [*python_files(SERVER), *python_files(EXPLORER)]
+        if (lines := len(path.read_text().splitlines())) > 400
+    }
+    assert not big, f"modules over 400 lines: {big}"
