@@ -9,7 +9,6 @@ pattern that uses another's resource names it with a visible import
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
 from starlette.applications import Starlette
@@ -29,17 +28,19 @@ class NotProvided(RuntimeError):
     """A resource was read before its owner's lifespan provided it (or after it closed)."""
 
 
-@dataclass
 class AppState:
     """Everything the app's routes share, typed."""
 
-    settings: Settings
-    blocking: BlockingSwitch
-    #: the URL the server answers on, once the runner knows it (``None`` under a test client)
-    base_url: str | None = None
-    _monitor: LoopMonitor | None = None
-    _cpu_pool: CpuPool | None = None
-    _resources: dict[type, object] = field(default_factory=dict)
+    def __init__(self, settings: Settings, blocking: BlockingSwitch) -> None:
+        self.settings = settings
+        self.blocking = blocking
+        #: the URL the server answers on, once the runner knows it (None under a test client)
+        self.base_url: str | None = None
+        # opened by the app's lifespan (see the properties)
+        self._monitor: LoopMonitor | None = None
+        self._cpu_pool: CpuPool | None = None
+        #: each pattern's resources, by their type
+        self._resources: dict[type, object] = {}
 
     @property
     def monitor(self) -> LoopMonitor:
