@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.json_types import JsonInt
+from server.patterns.db.pool import PoolStats
 
 DashboardMode = Literal["pool", "one_connection", "one_session"]
 InsertMethod = Literal["batch", "row_by_row"]
@@ -16,14 +17,9 @@ LoadStrategy = Literal["prefetch", "n_plus_one"]
 # -- status ---------------------------------------------------------------------------------
 
 
-class PoolOut(BaseModel):
+class PoolOut(PoolStats):
     """The pool gauge."""
 
-    size: int
-    in_use: int
-    idle: int
-    waiters: int = Field(description="Requests waiting for a connection right now.")
-    opened: int = Field(description="Connections opened over the pool's life.")
     acquire_timeout_s: float
 
 

@@ -16,11 +16,11 @@ import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.patterns.db.conn import Conn, Dialect, PgConn, SqliteConn
 
@@ -40,16 +40,16 @@ class PoolClosed(Exception):
     """The pool is closed (the app is shutting down)."""
 
 
-@dataclass(frozen=True)
-class PoolStats:
-    """The gauge: what the pool holds right now."""
+class PoolStats(BaseModel):
+    """The gauge: what the pool holds right now (``/db/status`` adds its acquire timeout)."""
 
+    model_config = ConfigDict(frozen=True)
     size: int
     in_use: int
     idle: int
-    waiters: int
-    #: connections opened over the pool's life (a reconnect after a failure counts)
-    opened: int
+    waiters: int = Field(description="Requests waiting for a connection right now.")
+    # a reconnect after a failure counts too
+    opened: int = Field(description="Connections opened over the pool's life.")
 
 
 class GaugedPool(ABC):

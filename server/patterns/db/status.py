@@ -15,7 +15,8 @@ router = APIRouter()
 
 
 def pool_out(stats: PoolStats, timeout_s: float) -> PoolOut:
-    return PoolOut(**stats.__dict__, acquire_timeout_s=timeout_s)
+    """The gauge as the API shows it: the pool's figures and its acquire timeout."""
+    return PoolOut(**stats.model_dump(), acquire_timeout_s=timeout_s)
 
 
 def status_of(db: Database) -> StatusOut:
@@ -46,7 +47,7 @@ def status_of(db: Database) -> StatusOut:
         seed_progress=db.seed_progress,
         rows=db.seed_report.rows if db.seed_report else {},
         seeded_now=db.seed_report.seeded_now if db.seed_report else None,
-        pool=pool_out(stats, db.acquire_timeout_s) if stats else None,
+        pool=pool_out(stats, db.acquire_timeout_s) if stats is not None else None,
         orm_pool=orm_pool,
         per_request_opened=db.per_request_opened,
         sync_sqlite_file=str(db.sqlite_path) if db.sqlite_ready else None,
