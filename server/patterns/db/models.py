@@ -1,62 +1,169 @@
-"""The sample schema, declared once for SQLAlchemy; the DDL for both backends comes from it."""
+"""The ``/db`` API's request and response models (the tables are in :mod:`.tables`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.json_types import JsonInt
+from server.patterns.db.pool import PoolStats
+
+DashboardMode = Literal["pool", "one_connection", "one_session"]
+InsertMethod = Literal["batch", "row_by_row"]
+LoadStrategy = Literal["prefetch", "n_plus_one"]
 
 
-class Base(DeclarativeBase):
-    """The declarative base of the sample tables."""
+# -- status ---------------------------------------------------------------------------------
 
 
-class User(Base):
-    __tablename__ = "users"
+class PoolOut(PoolStats):
+    """The pool gauge."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(80))
-    email: Mapped[str] = mapped_column(String(120), unique=True)
-    orders: Mapped[list[Order]] = relationship(back_populates="user")
+    acquire_timeout_s: float
 
 
-class Order(Base):
-    __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_user_id", "user_id"),)
+class OrmPoolOut(BaseModel):
+    """The SQLAlchemy engine's own pool."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    amount_cents: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))
-    user: Mapped[User] = relationship(back_populates="orders")
+    size: int
+    checked_out: int
+    commits: int = Field(description="AsyncSession dependency: requests committed.")
+    rollbacks: int = Field(description="AsyncSession dependency: requests rolled back.")
 
 
-class Post(Base):
-    __tablename__ = "posts"
-    __table_args__ = (Index("ix_posts_user_id", "user_id"),)
+class StatusOut(BaseModel):
+    """``GET /db/status``: which backend is live, and how it is doing."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    title: Mapped[str] = mapped_column(String(200))
-    comments: Mapped[list[Comment]] = relationship(back_populates="post")
+    state: Literal["connecting", "seeding", "ready", "unavailable", "closed"]
+    backend: Literal["sqlite", "postgresql"] | None
+    driver: Literal["aiosqlite", "asyncpg"] | None
+    orm: str | None = Field(description="The SQLAlchemy dialect+driver of the session.")
+    location: str | None = Field(description="The live database (password hidden).")
+    requested: str | None = Field(description="The URL asked for, if any (password hidden).")
+    fallback_reason: str | None = Field(description="Why the requested URL is not the live one.")
+    error: str | None = Field(description="Why there is no database at all (state unavailable).")
+    seed_progress: float
+    rows: dict[str, int]
+    seeded_now: bool | None
+    pool: PoolOut | None
+    orm_pool: OrmPoolOut | None
+    per_request_opened: int = Field(description="Connections the pool-per-request route opened.")
+    sync_sqlite_file: str | None = Field(description="The file the sync-sqlite3 pitfall reads.")
 
 
-class Comment(Base):
-    __tablename__ = "comments"
-    __table_args__ = (Index("ix_comments_post_id", "post_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    body: Mapped[str] = mapped_column(String(400))
-    post: Mapped[Post] = relationship(back_populates="comments")
+# -- one row ------------------------------------------------------------------------------
 
 
-class Event(Base):
-    """The scratch table of the batch-insert demo."""
+class UserOut(BaseModel):
+    id: int
+    name: str
+    email: str
+    orders: int = Field(description="How many orders the user has.")
+    via: str = Field(description="Which way the connection was obtained.")
+    round_trips: int
+    connections_opened: int = Field(description="New connections this request opened.")
 
-    __tablename__ = "events"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    batch: Mapped[str] = mapped_column(String(40))
-    seq: Mapped[int]
-    payload: Mapped[str] = mapped_column(String(200))
+class NewUser(BaseModel):
+    """``POST /db/orm/users`` body."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=80)
+    email: str = Field(min_length=3, max_length=120, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class CreatedUser(BaseModel):
+    id: int
+    name: str
+    email: str
+    committed: bool = Field(description="True: the dependency committed after the handler.")
+
+
+# -- dashboard ------------------------------------------------------------------------------
+
+
+class QueryRecord(BaseModel):
+    name: str
+    start_ms: float = Field(description="When the handler called the driver.")
+    end_ms: float = Field(description="When the driver's answer (or error) came back.")
+    ran_ms: float | None = Field(
+        description="When the database began the query, by its own clock (None: it never ran)."
+    )
+    done_ms: float | None = Field(description="When the database had the query's value.")
+    value: int | None
+    error: str | None = Field(description="What the driver raised, as text.")
+
+
+class DashboardOut(BaseModel):
+    mode: DashboardMode
+    effective: DashboardMode = Field(description="What ran (blocking mode: one connection).")
+    backend: str
+    latency_ms: float
+    wall_ms: float
+    queries: list[QueryRecord]
+    ok: int
+    failed: int
+    overlapped: bool = Field(description="True: some queries ran in the database at the same time.")
+    error: str | None = Field(description="The first error the driver raised, if any.")
+    note: str
+
+
+# -- batch insert and posts ----------------------------------------------------------------
+
+
+class BatchIn(BaseModel):
+    """``POST /db/batch-insert`` body."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    rows: JsonInt = Field(500, ge=1, le=5000, description="Rows to insert (1 to 5000).")
+    method: InsertMethod = "batch"
+
+
+class BatchOut(BaseModel):
+    method: InsertMethod
+    effective: InsertMethod
+    backend: str
+    rows: int
+    ms: float
+    round_trips: int = Field(description="Awaited driver calls, BEGIN and COMMIT included.")
+    rows_per_s: float
+    note: str
+
+
+class CommentOut(BaseModel):
+    id: int
+    body: str
+
+
+class PostOut(BaseModel):
+    id: int
+    title: str
+    author: str
+    comments: list[CommentOut]
+
+
+class PostsOut(BaseModel):
+    strategy: LoadStrategy
+    effective: LoadStrategy
+    backend: str
+    posts: list[PostOut]
+    queries: int
+    ms: float
+    note: str
+
+
+# -- pool exhaustion and the slow report ---------------------------------------------------
+
+
+class HoldOut(BaseModel):
+    waited_ms: float = Field(description="Time spent waiting for a free connection.")
+    held_ms: float
+    pool: PoolOut = Field(description="The gauge right after this request got its connection.")
+
+
+class ReportOut(BaseModel):
+    orders: int
+    total_cents: int
+    driver: str = Field(description="What ran the query.")
+    ms: float

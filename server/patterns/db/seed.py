@@ -1,5 +1,5 @@
 """Schema creation and seeding, through a pooled connection
-(:class:`~server.patterns.db.pool.Conn`) on either backend."""
+(:class:`~server.patterns.db.conn.Conn`) on either backend."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from server.patterns.db.models import Base
-from server.patterns.db.pool import Conn
+from server.patterns.db.conn import Conn
+from server.patterns.db.tables import Base
 
 #: rows seeded per table: enough for N+1 queries to be visible
 SEED_ROWS = {"users": 200, "orders": 2000, "posts": 500, "comments": 3000}

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from server.errors import describe
 from server.patterns.db.pool import CONNECT_TIMEOUT_S, GaugedPool, PgPool, PoolStats, SqlitePool
 from server.patterns.db.seed import SeedReport, seed
 from server.patterns.db.urls import (
@@ -54,12 +55,6 @@ ORM_POOL_SIZE = 5
 ACQUIRE_TIMEOUT_S = 2.0
 #: ``application_name`` of every PostgreSQL connection this app opens
 APP_NAME = "fastasync-explorer"
-
-
-def describe(exc: BaseException) -> str:
-    """``"ExceptionType: message"`` on one line."""
-    message = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 @dataclass
@@ -293,4 +288,4 @@ def install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor.close()
 
 
-__all__ = ["SQLITE_FILE", "Database", "describe"]
+__all__ = ["SQLITE_FILE", "Database"]

@@ -13,28 +13,26 @@
 - ``/stream/report``: an HTML report sent section by section, everything escaped.
 - ``/stream/stats``: active downloads, bytes sent, the server's RSS and open descriptors,
   and the last download's RSS peak.
+
+The models are in :mod:`.models`, the counting responses in :mod:`.tracking`, the figures
+and the report's sections in :mod:`.stats`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive, Scope, Send
 
 from server.deps import BlockingMode, MonitorDep, provided
-from server.json_types import JsonInt
 from server.patterns.stream.export import HEAD, TAIL, csv_batches, render_section, sqlite_rows
 from server.patterns.stream.files import (
     FILE_NAME_PATTERN,
@@ -44,9 +42,24 @@ from server.patterns.stream.files import (
     StoreFull,
 )
 from server.patterns.stream.memory import RssWatch
+from server.patterns.stream.models import FileOut, NewFileIn, UploadOut, UploadsOut
+from server.patterns.stream.stats import (
+    DownloadBook,
+    StreamState,
+    files_section,
+    jobs_section,
+    process_section,
+    stalls_section,
+    stream_stats,
+)
+from server.patterns.stream.tracking import TrackedFileResponse, TrackedStreamingResponse
 from server.patterns.stream.uploads import TooLarge, UploadsFull, UploadStore
-from server.patterns.tasks.jobs import JobOut, JobStore
+from server.patterns.tasks.jobs import JobStore
+from server.patterns.tasks.journal import JOB_COLUMNS, JOB_TABLE, jobs_database
 from server.state import state_of
+
+#: the names other modules import from here besides the routes (StreamState: the tests)
+__all__ = ["StreamState", "router"]
 
 #: the pitfall reads whole files into memory: refuse the ones that would hurt the machine
 PITFALL_MAX_BYTES = 256 * 1024 * 1024
@@ -54,25 +67,6 @@ PITFALL_MAX_BYTES = 256 * 1024 * 1024
 MAX_BATCH = 10_000
 #: the pitfall's read: one plain read of the whole file
 WHOLE = -1
-
-
-@dataclass
-class DownloadBook:
-    """What ``/stream/stats`` reports about downloads, kept by :class:`Tracked`."""
-
-    active: int = 0
-    completed: int = 0
-    aborted: int = 0
-    bytes_sent: int = 0
-    #: the newest file download's RSS, at its start and at its peak
-    last_download: RssWatch | None = None
-
-
-@dataclass
-class StreamState:
-    files: SampleFiles
-    uploads: UploadStore
-    downloads: DownloadBook
 
 
 @asynccontextmanager
@@ -109,68 +103,6 @@ FileName = Annotated[
 ]
 
 
-class Tracked:
-    """Mixin for a response: counts it as an active download and the bytes it sends.
-
-    A response that ends without its last body message went out was cut short: the
-    client left (Starlette cancels the send when it sees the disconnect). A file download
-    also carries its :class:`RssWatch`, sampled as the body goes out.
-    """
-
-    book: DownloadBook
-    watch: RssWatch | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        book, watch = self.book, self.watch
-        finished = False
-
-        async def counting_send(message: Message) -> None:
-            nonlocal finished
-            await send(message)
-            if message["type"] == "http.response.body":
-                size = len(message.get("body", b""))
-                book.bytes_sent += size
-                if watch is not None:
-                    watch.sent(size)
-                finished = finished or not message.get("more_body", False)
-
-        book.active += 1
-        if watch is not None:
-            book.last_download = watch
-            watch.sample()  # what the handler holds before the first byte goes out
-        try:
-            await super().__call__(scope, receive, counting_send)  # type: ignore[misc]
-        finally:
-            book.active -= 1
-            if watch is not None:
-                watch.finish()
-            if finished:
-                book.completed += 1
-            else:
-                book.aborted += 1
-
-
-class TrackedFileResponse(Tracked, FileResponse):
-    #: 256 KiB per read: a quarter of the thread hops of Starlette's 64 KiB default
-    chunk_size = 256 * 1024
-
-    def __init__(
-        self, book: DownloadBook, *args: Any, watch: RssWatch | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.book = book
-        self.watch = watch
-
-
-class TrackedStreamingResponse(Tracked, StreamingResponse):
-    def __init__(
-        self, book: DownloadBook, *args: Any, watch: RssWatch | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.book = book
-        self.watch = watch
-
-
 def lookup(state: StreamState, name: str) -> os.PathLike[str]:
     """The file to send, or the 400/404 that says why not."""
     try:
@@ -182,23 +114,6 @@ def lookup(state: StreamState, name: str) -> os.PathLike[str]:
 
 
 # -- files ----------------------------------------------------------------------------------
-
-
-class FileOut(BaseModel):
-    name: str
-    size: int
-    modified: float = Field(description="Unix time.")
-
-
-class NewFileIn(BaseModel):
-    """``POST /stream/files`` body."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    # the schema states the largest cap there can be; a server configured lower refuses
-    # what is over its own cap with a 413 that says so
-    size_bytes: JsonInt = Field(
-        ge=1, le=2**30, description="1 byte up to the server's sample cap (at most 1 GiB)."
-    )
 
 
 @router.get("/files")
@@ -293,13 +208,6 @@ async def delete_file(name: FileName, state: StateDep) -> None:
 # -- uploads --------------------------------------------------------------------------------
 
 
-class UploadOut(BaseModel):
-    name: str = Field(description="Generated by the server; the client's name is never used.")
-    size: int
-    sha256: str
-    expires_at: float = Field(description="Unix time the cleanup task deletes it.")
-
-
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Over the upload cap; nothing is kept."},
     507: {"description": "Too many uploads waiting for cleanup."},
@@ -337,13 +245,6 @@ async def upload(request: Request, state: StateDep) -> UploadOut:
     return UploadOut(**vars(stored))
 
 
-class UploadsOut(BaseModel):
-    uploads: dict[str, float] = Field(description="Name -> unix time it will be deleted.")
-    ttl_s: float
-    max_bytes: int
-    deleted: int = Field(description="Uploads the cleanup task has removed.")
-
-
 @router.get("/uploads")
 async def list_uploads(state: StateDep) -> UploadsOut:
     """Uploads waiting for cleanup."""
@@ -366,13 +267,11 @@ async def export_csv(
     batch: Annotated[int, Query(ge=1, le=MAX_BATCH, description="Rows per query.")] = 500,
 ) -> StreamingResponse:
     """The job history as CSV: one keyset query per batch, one chunk per batch."""
-    settings = state_of(request.app).settings
-    path = settings.data_dir / "jobs.sqlite3"
-    columns = tuple(JobOut.model_fields)
+    path = jobs_database(state_of(request.app).settings.data_dir)
 
     async def body() -> AsyncIterator[str]:
         try:
-            async with sqlite_rows(path, "jobs", columns) as source:
+            async with sqlite_rows(path, JOB_TABLE, JOB_COLUMNS) as source:
                 async for chunk in csv_batches(source, batch):
                     yield chunk
         except sqlite3.Error as exc:
@@ -416,75 +315,6 @@ async def report(
         yield TAIL
 
     return TrackedStreamingResponse(state.downloads, sections(), media_type="text/html")
-
-
-Rows = tuple[tuple[str, ...], list[tuple[Any, ...]]]
-
-
-def process_section(state: StreamState) -> Rows:
-    stats = stream_stats(state)
-    return ("figure", "value"), [
-        (k, v) for k, v in stats.items() if v is not None and not isinstance(v, dict)
-    ]
-
-
-async def files_section(state: StreamState) -> Rows:
-    return ("name", "bytes"), [(f.name, f"{f.size:,}") for f in await state.files.listing()]
-
-
-def jobs_section(jobs: JobStore | None) -> Rows:
-    if jobs is None:
-        return ("state", "jobs"), []
-    return ("state", "jobs"), list(jobs.counts().items())
-
-
-def stalls_section(monitor: Any) -> Rows:
-    stalls = monitor.stalls_after(0)[-10:]
-    return ("ms", "kind", "where", "route"), [
-        (f"{s.duration_ms:.1f}", s.kind, s.location, s.route) for s in stalls
-    ]
-
-
-# -- figures --------------------------------------------------------------------------------
-
-
-def memory() -> dict[str, int]:
-    """Resident set size now and at its peak, in bytes (Linux /proc; else getrusage)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status_file:
-            fields = dict(line.split(":", 1) for line in status_file if ":" in line)
-        return {
-            "rss_bytes": int(fields["VmRSS"].split()[0]) * 1024,
-            "rss_peak_bytes": int(fields["VmHWM"].split()[0]) * 1024,
-        }
-    except (OSError, KeyError, ValueError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return {"rss_bytes": peak, "rss_peak_bytes": peak}
-
-
-def open_fds() -> int | None:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return None
-
-
-def stream_stats(state: StreamState) -> dict[str, Any]:
-    book = state.downloads
-    return {
-        "downloads_active": book.active,
-        "downloads_completed": book.completed,
-        "downloads_aborted": book.aborted,
-        "bytes_sent": book.bytes_sent,
-        "uploads_receiving": state.uploads.receiving,
-        "uploads_stored": len(state.uploads.expiry),
-        "uploads_deleted": state.uploads.deleted,
-        "uploads_refused": state.uploads.refused,
-        "generating": state.files.busy,
-        **memory(),
-        "open_fds": open_fds(),
-        "last_download": None if book.last_download is None else book.last_download.as_dict(),
-    }
 
 
 @router.get("/stats")

@@ -1,8 +1,7 @@
 """Background work: ``BackgroundTasks``, a bounded job queue, fire-and-forget, debounce.
 
 Every job lives in the :class:`~server.patterns.tasks.jobs.JobStore` this router's lifespan
-opens, so
-each one is visible (``GET /tasks/jobs``, ``GET /tasks/stream``), bounded, timed out,
+opens, so each one is visible (``GET /tasks/jobs``, ``GET /tasks/stream``), bounded, timed out,
 recorded on failure, persisted, and accounted for at shutdown.
 
 In blocking mode ``/tasks/fire-and-forget`` launches a task and drops the reference (the
@@ -21,25 +20,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Message, Receive, Scope, Send
 
 from server.deps import BlockingMode, provided
-from server.patterns.tasks.jobs import (
-    DEBOUNCE_RUN_S,
-    HISTORY,
-    Batch,
-    JobOut,
-    JobStore,
-    Kind,
+from server.patterns.tasks.jobs import DEBOUNCE_RUN_S, HISTORY, JobStore, StoreBusy
+from server.patterns.tasks.journal import jobs_database
+from server.patterns.tasks.models import (
+    BackgroundIn,
+    BackgroundOut,
+    DebounceIn,
+    DebounceOut,
+    FireAndForgetOut,
+    JobAccepted,
+    JobsOut,
+    JobSpec,
+    QueueInfo,
     State,
-    StoreBusy,
-    utc_now,
 )
+from server.patterns.tasks.records import Batch, utc_now
 from server.state import state_of
 
-MAX_DURATION_S = 30.0
-MAX_BATCH = 10
 #: jobs in the SSE snapshot
 SNAPSHOT_JOBS = 50
 
@@ -53,7 +53,7 @@ async def tasks_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     state = state_of(app)
     settings = state.settings
-    store = await JobStore.open(settings.data_dir / "jobs.sqlite3")
+    store = await JobStore.open(jobs_database(settings.data_dir))
     state.provide(JobStore, store)
     try:
         yield
@@ -76,72 +76,6 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 def refuse(exc: StoreBusy) -> HTTPException:
     """A bound was hit: 503 with the reason, instead of waiting or growing without limit."""
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc))
-
-
-# -- models ---------------------------------------------------------------------------------
-
-
-class JobSpec(BaseModel):
-    """One job to run."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    kind: Kind = Field(
-        description="sleep: waits duration_s; fail: waits, then raises; hang: never ends "
-        "on its own (the job timeout cancels it)."
-    )
-    duration_s: float = Field(
-        default=0.5, ge=0, le=MAX_DURATION_S, allow_inf_nan=False, description="0 to 30 s."
-    )
-
-
-class BackgroundIn(BaseModel):
-    """``POST /tasks/background`` body."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    jobs: list[JobSpec] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class BackgroundOut(BaseModel):
-    request_id: str
-    job_ids: list[int]
-    responded_at: str = Field(description="When the handler returned (ISO 8601 UTC).")
-
-
-class JobAccepted(BaseModel):
-    job_id: int
-
-
-class FireAndForgetOut(BaseModel):
-    job_id: int
-    supervised: bool = Field(description="False in blocking mode: nobody hears the outcome.")
-
-
-class DebounceIn(BaseModel):
-    """``POST /tasks/debounce`` body."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
-    delay_s: float = Field(ge=0.05, le=5.0, allow_inf_nan=False, description="0.05 to 5 s.")
-
-
-class DebounceOut(BaseModel):
-    key: str
-    triggers: int = Field(description="Triggers in the current burst, this one included.")
-    job_id: int | None = Field(description="The burst's job (created at its first trigger).")
-
-
-class QueueInfo(BaseModel):
-    size: int = Field(description="Jobs waiting for a worker.")
-    capacity: int
-    workers: int
-
-
-class JobsOut(BaseModel):
-    """``GET /tasks/jobs``."""
-
-    jobs: list[JobOut] = Field(description="Newest first.")
-    counts: dict[State, int] = Field(description="Jobs in memory per state.")
-    queue: QueueInfo
 
 
 def jobs_report(store: JobStore, limit: int, state: State | None = None) -> JobsOut:
