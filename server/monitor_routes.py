@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -126,15 +127,7 @@ async def stream_monitor(
 @router.get("/process")
 async def read_process() -> ProcessOut:
     """Memory, file descriptors, threads and tasks: flat under steady load, or a leak."""
-    stats = ProcessStats.now()
-    return ProcessOut(
-        pid=stats.pid,
-        rss_bytes=stats.rss_bytes,
-        peak_rss_bytes=stats.peak_rss_bytes,
-        open_fds=stats.open_fds,
-        threads=stats.threads,
-        asyncio_tasks=stats.asyncio_tasks,
-    )
+    return ProcessOut(**asdict(ProcessStats.now()))  # the same fields as ProcessStats
 
 
 @router.put("/blocking")

@@ -11,12 +11,29 @@ from typing import Any, Literal
 StallKind = Literal["blocking", "cpu", "gc"]
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence (0.0 when empty)."""
+def percentile(sorted_values: Sequence[float], q: float, *, interpolate: bool = False) -> float:
+    """The ``q``-th percentile (0 to 100) of an already sorted sequence (0.0 when empty).
+
+    Nearest rank by default: always one of the values. ``interpolate=True``: linear
+    between the two closest ranks, the cut ``statistics.quantiles(method="inclusive")``
+    makes (to the bit, for a whole ``q``).
+    """
     if not sorted_values:
         return 0.0
+    if interpolate:
+        return _interpolated(sorted_values, q)
     rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def _interpolated(sorted_values: Sequence[float], q: float) -> float:
+    last = len(sorted_values) - 1
+    # statistics.quantiles' own arithmetic, so that the figures are the same
+    lower, delta = divmod(q * last, 100)
+    j = int(lower)
+    if j >= last:
+        return sorted_values[last]
+    return (sorted_values[j] * (100 - delta) + sorted_values[j + 1] * delta) / 100
 
 
 @dataclass(frozen=True, slots=True)

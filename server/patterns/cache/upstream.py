@@ -8,11 +8,8 @@ its own ephemeral port on the caller's side).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections import OrderedDict
-
-from starlette.requests import Request
 
 #: keys and runs remembered (least recently used forgotten first): memory stays bounded
 MAX_KEYS = 4096
@@ -65,25 +62,3 @@ class UpstreamLedger:
 def computed_value(key: str) -> str:
     """What the upstream computes for ``key``: a digest, the same every time."""
     return hashlib.sha256(f"fastasync-explorer:{key}".encode()).hexdigest()[:16]
-
-
-async def disconnected(request: Request) -> None:
-    """Return when the client goes away (the body has been read: the next ASGI message is
-    ``http.disconnect``, when the client closes the connection or the response is sent)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def wait_unless_disconnected(request: Request, seconds: float) -> bool:
-    """Wait ``seconds``, or less if the caller hangs up; True if it hung up.
-
-    A real remote service would sleep on; this one lives in our process, and a caller that
-    gave up (a timeout) must not leave a handler behind that shutdown would wait for.
-    """
-    watcher = asyncio.create_task(disconnected(request), name="cache:upstream-watch")
-    try:
-        done, _ = await asyncio.wait([watcher], timeout=seconds)
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-    return bool(done)

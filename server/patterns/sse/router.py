@@ -27,45 +27,39 @@ pitfall shown in blocking mode.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
-import anyio
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
 
-from server.deps import BlockingMode, provided
-from server.patterns.sse.bus import BadEventId, Gap, Subscriber
-from server.patterns.sse.feeds import (
-    LEAK_QUEUE,
-    MAX_LEAKED,
-    TICK_MAX_S,
-    TICK_MIN_S,
-    SseHub,
-    TickerBooks,
-    tick_value,
+from server.deps import BlockingMode
+from server.patterns.sse.bus import Gap, Subscriber
+from server.patterns.sse.deps import TICKER_HEADER as TICKER_HEADER
+from server.patterns.sse.deps import (
+    FeedPlan,
+    HubDep,
+    LastEventId,
+    bad_request,
+    feed_plan,
 )
+from server.patterns.sse.deps import feed_subscription as feed_subscription
+from server.patterns.sse.deps import ticker_stream as ticker_stream
+from server.patterns.sse.feeds import LEAK_QUEUE, MAX_LEAKED, SseHub, TickerBooks, tick_value
+from server.patterns.sse.models import LeakedOut, TickIntervalIn, TickIntervalOut
 from server.patterns.tasks.jobs import JobStore
 from server.state import state_of
 
-log = logging.getLogger("fastasync.sse")
-
-Topic = Literal["tick", "stall", "job"]
-TOPICS: tuple[Topic, ...] = get_args(Topic)
 #: the reconnection delay browsers are told to use (ms)
 RETRY_MS = 1000
 #: a ticker's bounds: interval (s) and ticks
 TICKER_MIN_S = 0.01
 TICKER_MAX_S = 60.0
 TICKER_MAX_COUNT = 1_000_000
-#: names a ticker response's books in ``GET /sse/stats`` ("tickers")
-TICKER_HEADER = "X-Ticker-Stream"
 
 
 @asynccontextmanager
@@ -88,95 +82,7 @@ async def sse_lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/sse", tags=["sse"], lifespan=sse_lifespan)
 
 
-HubDep = Annotated[SseHub, Depends(provided(SseHub))]
-LastEventId = Annotated[
-    str | None,
-    Header(
-        alias="Last-Event-ID",
-        max_length=64,
-        description="Sent by EventSource when it reconnects: resume after this event.",
-    ),
-]
-
-
-#: what FastAPI's SSE machinery may raise at teardown when the client left mid-send
-STREAM_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError)
-
-
-@asynccontextmanager
-async def open_stream(hub: SseHub) -> AsyncIterator[None]:
-    """Count a stream from its first byte to the end of its teardown (see the module doc)."""
-    hub.stream_started()
-    try:
-        yield
-    except* STREAM_GONE:
-        # A normal departure, not an error: FastAPI's keep-alive task hit the closed stream.
-        log.debug("SSE client left mid-stream (fastapi discussion #15725)")
-    finally:
-        hub.stream_finished()
-
-
-def bad_request(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=detail)
-
-
 # -- /sse/feed ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FeedPlan:
-    """A feed request, checked before the response starts (a generator cannot send a 4xx)."""
-
-    topics: frozenset[str]
-    heartbeat_s: float
-    cursor: int
-    gap: Gap | None
-
-
-async def feed_plan(
-    hub: HubDep,
-    last_event_id: LastEventId = None,
-    topics: Annotated[
-        str,
-        Query(max_length=100, description="Comma-separated: tick, stall, job."),
-    ] = "tick,stall,job",
-    heartbeat: Annotated[
-        float,
-        Query(ge=0.5, le=60, allow_inf_nan=False, description="Idle seconds between heartbeats."),
-    ] = 15.0,
-) -> FeedPlan:
-    wanted = frozenset(t.strip() for t in topics.split(",") if t.strip())
-    unknown = wanted - set(TOPICS)
-    if not wanted or unknown:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"topics must be some of {', '.join(TOPICS)}; got {topics[:100]!r}",
-        )
-    if last_event_id is None:
-        return FeedPlan(wanted, heartbeat, hub.bus.last_seq, None)
-    try:
-        seq = hub.bus.parse_id(last_event_id)
-    except BadEventId as exc:
-        raise bad_request(str(exc)) from None
-    cursor, gap = hub.bus.resume_point(seq)
-    return FeedPlan(wanted, heartbeat, cursor, gap)
-
-
-async def feed_subscription(
-    hub: HubDep, plan: Annotated[FeedPlan, Depends(feed_plan)]
-) -> AsyncIterator[Subscriber]:
-    """Subscribed for exactly as long as the response lives, whatever ends it.
-
-    A dependency with ``yield`` rather than the generator's own ``finally``: FastAPI
-    exits it when the response ends, where a generator parked at ``yield`` would wait
-    for the garbage collector (module doc).
-    """
-    subscriber = hub.bus.subscribe(plan.topics)
-    try:
-        async with open_stream(hub):
-            yield subscriber
-    finally:
-        hub.bus.unsubscribe(subscriber)
 
 
 @router.get("/feed", response_class=EventSourceResponse)
@@ -262,20 +168,6 @@ def tick_event(n: int) -> ServerSentEvent:
     return ServerSentEvent(
         event="tick", id=str(n), data={"n": n, "value": tick_value(n), "sent_at": time.time()}
     )
-
-
-async def ticker_stream(hub: HubDep, response: Response) -> AsyncIterator[TickerBooks]:
-    """The ticker response's books, closed by FastAPI when the response ends.
-
-    Bookkeeping for ``/sse/stats`` only; the header tells the client which books are its.
-    """
-    books = hub.open_ticker()
-    response.headers[TICKER_HEADER] = str(books.stream)
-    try:
-        async with open_stream(hub):
-            yield books
-    finally:
-        books.gone = True
 
 
 @router.get("/ticker", response_class=EventSourceResponse)
@@ -376,26 +268,11 @@ async def browser_page() -> HTMLResponse:
 # -- control and figures --------------------------------------------------------------------
 
 
-class TickIntervalIn(BaseModel):
-    """``PUT /sse/tick-interval`` body."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    interval_s: float = Field(ge=TICK_MIN_S, le=TICK_MAX_S, allow_inf_nan=False)
-
-
-class TickIntervalOut(BaseModel):
-    interval_s: float
-
-
 @router.put("/tick-interval")
 async def set_tick_interval(body: TickIntervalIn, hub: HubDep) -> TickIntervalOut:
     """How often the bus ticker publishes a ``tick`` event (0.05 to 10 s)."""
     hub.set_tick_interval(body.interval_s)
     return TickIntervalOut(interval_s=hub.tick_interval_s)
-
-
-class LeakedOut(BaseModel):
-    cancelled: int
 
 
 @router.delete("/leaked")

@@ -29,21 +29,17 @@ import itertools
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-log = logging.getLogger("fastasync.ws")
+from server.patterns.ws.limits import GOING_AWAY, TRY_AGAIN_LATER, Refused
+from server.patterns.ws.limits import WsLimits as WsLimits
+from server.patterns.ws.rooms import Counters, Drop, Member, Room
 
-#: RFC 6455 close codes this server uses (each close also carries a reason)
-POLICY_VIOLATION = 1008  # bad token, bad Origin, bad room name, slow consumer dropped
-UNSUPPORTED_DATA = 1003  # binary frame on a text socket
-MESSAGE_TOO_BIG = 1009  # over the app's own limit (uvicorn's ws_max_size closes earlier)
-TRY_AGAIN_LATER = 1013  # a room, client or room-count limit was reached
-GOING_AWAY = 1001  # server shutting down
+log = logging.getLogger("fastasync.ws")
 
 #: presence notices (joins/leaves) are batched per room for this long: a room filling with
 #: 1,000 bots would otherwise send a million notices
@@ -52,101 +48,6 @@ PRESENCE_EVERY_S = 0.1
 PRESENCE_NAMES = 20
 #: drops remembered for /ws/stats
 RECENT_DROPS = 20
-#: how long a drop may spend telling the client why (a stalled socket never takes it)
-CLOSE_WAIT_S = 0.5
-
-
-@dataclass(frozen=True)
-class WsLimits:
-    """Bounds of the WebSocket patterns. Tests and the benchmark may pass their own."""
-
-    #: a send to one client longer than this drops the client
-    send_timeout_s: float = 2.0
-    #: per-member outbox: messages and bytes (whichever fills first drops the member)
-    queue_max_messages: int = 512
-    queue_max_bytes: int = 2 * 1024 * 1024
-    #: app-level limit on one incoming text message (uvicorn's ws_max_size is 16 MiB)
-    max_message_chars: int = 64 * 1024
-    max_rooms: int = 64
-    max_room_members: int = 1100
-    max_chat_clients: int = 2200
-    #: echo, JSON and secure sockets together
-    max_other_sockets: int = 256
-    #: Origins allowed besides the server's own (http://127.0.0.1:<port>, localhost)
-    extra_origins: frozenset[str] = frozenset()
-
-    @property
-    def max_queued_bytes(self) -> int:
-        """The most every outbox together can hold: the manager's memory bound."""
-        return self.queue_max_bytes * self.max_chat_clients
-
-
-class Refused(Exception):
-    """A join was refused; ``code`` and ``reason`` go into the close frame."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-@dataclass(eq=False)
-class Member:
-    """One chat connection: its socket, its outbox and its writer."""
-
-    id: int
-    name: str
-    room: str
-    websocket: WebSocket
-    outbox: asyncio.Queue[str]
-    queued_bytes: int = 0
-    writer: asyncio.Task[None] | None = None
-    #: the handler's read deadline: a drop moves it to now, which ends the read loop
-    read_scope: asyncio.Timeout | None = None
-    #: set once, by whoever removes the member first
-    drop_reason: str | None = None
-    removed: bool = False
-    #: loop time the current send started (None when not sending)
-    sending_since: float | None = None
-    sent: int = 0
-
-
-@dataclass(frozen=True)
-class Drop:
-    """A member the server dropped, and why."""
-
-    name: str
-    room: str
-    reason: str
-    at: float
-    #: how long its last send had been waiting when it was dropped
-    stuck_s: float | None
-
-
-@dataclass(eq=False)
-class Room:
-    """A room's members (in join order) and its pending presence notice."""
-
-    name: str
-    members: dict[int, Member] = field(default_factory=dict)
-    joined: list[str] = field(default_factory=list)
-    left: list[str] = field(default_factory=list)
-    presence_timer: asyncio.TimerHandle | None = None
-    seq: int = 0
-
-
-@dataclass
-class Counters:
-    """Monotonic figures for /ws/stats and the pane."""
-
-    messages_in: int = 0
-    broadcasts: int = 0
-    enqueued: int = 0
-    delivered: int = 0
-    drops: int = 0
-    drop_reasons: Counter[str] = field(default_factory=Counter)
-    #: naive mode: the broadcast that has waited longest so far (seconds)
-    naive_longest_s: float = 0.0
 
 
 class ConnectionManager:
