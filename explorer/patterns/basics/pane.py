@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -25,7 +26,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from explorer.code_source import SourceBlock, source_of, with_highlight
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane
 from explorer.patterns.basics.figures import LoopComparison, LoopComparisonView, RunLag
 from explorer.patterns.basics.styles import (
     STYLE_BY_KEY,
@@ -36,7 +37,7 @@ from explorer.patterns.basics.styles import (
     describe,
     describe_cpu,
 )
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.number_field import number_input
 from explorer.widgets.timeline import Bar, Timeline
 from server.monitor import Stall
 from server.patterns.basics import router as routes
@@ -67,8 +68,6 @@ class BasicsPane(PatternPane):
     BasicsPane #params Input { width: 10; }
     BasicsPane #params #count { width: 5; }
     BasicsPane #run { margin-left: 2; min-width: 7; }
-    BasicsPane #lesson { height: auto; color: $text-muted; }
-    BasicsPane #lesson.-blocking { color: $error; }
     BasicsPane #timeline-box { height: 1fr; min-height: 4; border: round $primary 40%; }
     BasicsPane #summary { height: auto; }
     BasicsPane.-cpu #summary { text-wrap: nowrap; text-overflow: ellipsis; }
@@ -76,20 +75,18 @@ class BasicsPane(PatternPane):
     BasicsPane.-cpu #compare { display: block; }
     """
 
+    @dataclass
     class RequestDone(Message):
         """One request came back (or failed)."""
 
-        def __init__(self, index: int, bar: Bar) -> None:
-            super().__init__()
-            self.index = index
-            self.bar = bar
+        index: int
+        bar: Bar
 
+    @dataclass
     class BatchDone(Message):
         """All requests of a batch came back."""
 
-        def __init__(self, summary: BatchSummary) -> None:
-            super().__init__()
-            self.summary = summary
+        summary: BatchSummary
 
     running: reactive[bool] = reactive(False)
     style_key: reactive[str] = reactive("async")
@@ -128,17 +125,13 @@ class BasicsPane(PatternPane):
                     number_input("work", "2000000", 1, routes.MAX_WORK, "CPU steps per request"),
                     id="work-row",
                 )
-                yield Static(id="lesson")
+                yield Lesson(id="lesson")
         with VerticalScroll(id="timeline-box") as box:
             box.border_title = "requests on a time axis"
             box.border_subtitle = LEGEND
             yield Timeline(id="timeline", figure_width=35)
         yield Static(id="summary")
         yield LoopComparison(id="compare")
-
-    def on_mount(self) -> None:
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
 
     # -- controls ------------------------------------------------------------------------
 
@@ -151,19 +144,12 @@ class BasicsPane(PatternPane):
         self.query_one("#delay-row").display = style.parameter == "delay"
         self.query_one("#work-row").display = style.parameter == "n"
         self.set_class(style.parameter == "n", "-cpu")
-        self._show_lesson()
+        self.show_lesson()
 
-    def _show_lesson(self) -> None:
-        style = STYLE_BY_KEY[self.style_key]
-        pitfall = self.context.blocking.enabled and bool(style.blocking_lesson)
-        lesson = self.query_one("#lesson", Static)
-        lesson.update(style.blocking_lesson if pitfall else style.lesson)
-        lesson.set_class(pitfall, "-blocking")
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        return STYLE_BY_KEY[self.style_key].line(blocking)
 
     @on(Button.Pressed, "#run")
-    def _run_requested(self) -> None:
-        self.action_run()
-
     def action_run(self) -> None:
         """Validate the inputs and start a batch (one at a time)."""
         if self.running:
@@ -177,11 +163,7 @@ class BasicsPane(PatternPane):
         style = STYLE_BY_KEY[self.style_key]
         count_input = self.query_one("#count", Input)
         value_input = self.query_one("#delay" if style.parameter == "delay" else "#work", Input)
-        problems = invalid_fields(count_input, value_input)
-        if problems:
-            field, reason = problems[0]
-            self.notify(reason, title="Invalid input", severity="error")
-            field.focus()
+        if not self.fields_valid(count_input, value_input):
             return None
         count = int(count_input.value)
         value: float | int = (
@@ -272,15 +254,12 @@ class BasicsPane(PatternPane):
 
         await asyncio.gather(*(one(i) for i in range(plan.count)))
         wall = time.perf_counter() - began
-        # The watchdog publishes a stall just after the loop recovers: let it land.
-        await asyncio.sleep(self.context.stall_settle_s)
-        monitor = self.context.monitor
-        stalls = tuple(s for s in monitor.stalls_after(0) if s.started_at >= began_wall - 0.001)
+        stalls = tuple(await self.context.stalls_since(began_wall))
         summary = BatchSummary(
             plan=plan,
             wall_s=wall,
             # the lag of this batch only (the pool's start-up came before `began`)
-            lag_max_ms=monitor.lag(window_s=time.perf_counter() - began).max,
+            lag_max_ms=self.context.monitor.lag(window_s=time.perf_counter() - began).max,
             stalls=stalls,
             failures=failures,
             blocking_mode=blocking,

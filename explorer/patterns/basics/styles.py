@@ -8,26 +8,25 @@ from typing import Any
 
 from rich.text import Text
 
+from explorer.pane import Teaching
 from explorer.wording import counted
 from server.monitor import Stall
 from server.patterns.basics import router as routes
 
 
 @dataclass(frozen=True)
-class HandlerStyle:
-    """One of the five ways to write the handler."""
+class HandlerStyle(Teaching):
+    """One of the five ways to write the handler (its pitfall: what blocking mode runs)."""
 
     key: str
     label: str
     path: str
     parameter: str  # "delay" or "n"
     handler: Callable[..., Any]
-    lesson: str
-    blocking_lesson: str = ""
 
     def on_loop(self, blocking: bool) -> bool:
         """Whether the handler's work runs on the event loop (a pitfall form)."""
-        return self.key in {"blocking", "cpu"} or (blocking and bool(self.blocking_lesson))
+        return self.key in {"blocking", "cpu"} or (blocking and bool(self.pitfall))
 
 
 STYLES: tuple[HandlerStyle, ...] = (
@@ -37,9 +36,9 @@ STYLES: tuple[HandlerStyle, ...] = (
         "/basics/async",
         "delay",
         routes.async_sleep,
-        "While one request awaits, the loop serves the others: the handlers (█) overlap; "
+        lesson="While one request awaits, the loop serves the others: the handlers (█) overlap; "
         "N × d seconds take about d.",
-        "Blocking mode: time.sleep, not await. The handlers (█) run in turn; the client "
+        pitfall="Blocking mode: time.sleep, not await. The handlers (█) run in turn; the client "
         "waits on the same loop.",
     ),
     HandlerStyle(
@@ -48,7 +47,7 @@ STYLES: tuple[HandlerStyle, ...] = (
         "/basics/sync",
         "delay",
         routes.sync_sleep,
-        "A plain def runs on FastAPI's threadpool (40 threads): blocking is safe there; "
+        lesson="A plain def runs on FastAPI's threadpool (40 threads): blocking is safe there; "
         "the handlers (█) overlap.",
     ),
     HandlerStyle(
@@ -57,7 +56,7 @@ STYLES: tuple[HandlerStyle, ...] = (
         "/basics/blocking",
         "delay",
         routes.blocking_sleep,
-        "The classic mistake: time.sleep holds the loop. The handlers (█) run one after "
+        lesson="The classic mistake: time.sleep holds the loop. The handlers (█) run one after "
         "another; this UI freezes too.",
     ),
     HandlerStyle(
@@ -66,7 +65,8 @@ STYLES: tuple[HandlerStyle, ...] = (
         "/basics/cpu",
         "n",
         routes.cpu_inline,
-        "No await, no chance to switch: each handler (█) holds the loop for its whole computation.",
+        lesson="No await, no chance to switch: each handler (█) holds the loop for its whole "
+        "computation.",
     ),
     HandlerStyle(
         "offload",
@@ -74,9 +74,10 @@ STYLES: tuple[HandlerStyle, ...] = (
         "/basics/offload",
         "n",
         routes.cpu_offloaded,
-        "Worker processes do the work; the handler only awaits it: the loop stays free. "
+        lesson="Worker processes do the work; the handler only awaits it: the loop stays free. "
         "Compare the lag, not the wall.",
-        "Blocking mode: the work stays on the loop, exactly like the CPU style: compare the lag.",
+        pitfall="Blocking mode: the work stays on the loop, exactly like the CPU style: compare "
+        "the lag.",
     ),
 )
 STYLE_BY_KEY = {style.key: style for style in STYLES}

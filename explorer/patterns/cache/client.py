@@ -207,11 +207,10 @@ async def compare_clients(ctx: ExplorerContext, values: dict[str, str]) -> DemoR
         f" · connections opened {shared['connections_opened']} vs {fresh['connections_opened']}\n"
     )
     text.append(fresh["note"])
-    await asyncio.sleep(ctx.stall_settle_s)  # the watchdog publishes after
     stalls = [
         stall
-        for stall in ctx.monitor.stalls_after(0)
-        if stall.started_at >= began_wall and "in call_per_request" in (stall.location or "")
+        for stall in await ctx.stalls_since(began_wall)
+        if "in call_per_request" in (stall.location or "")
     ]
     if stalls:
         worst = max(stall.duration_ms for stall in stalls)

@@ -20,12 +20,13 @@ from textual.validation import Regex
 from textual.widgets import Button, Input, Label, Select, Static
 
 from explorer.code_source import SourceBlock, source_of
-from explorer.pane import PatternPane
-from explorer.patterns.cache.client import RUNNERS, SWEEP_KEYS, DemoResult
+from explorer.pane import Lesson, LessonLine, PatternPane
+from explorer.patterns.cache.client import RUNNERS, DemoResult
+from explorer.patterns.cache.demos import DEMO_BY_KEY, DEMOS
 from explorer.patterns.cache.runs import RunRow, RunTable
 from explorer.patterns.cache.stampede import StampedeRun, stampede_figure
 from explorer.patterns.cache.stats import CacheStats
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.number_field import number_input
 from server.monitor import Stall
 from server.patterns.cache import router as routes
 from server.patterns.cache.ttl_cache import TTLCache
@@ -34,64 +35,6 @@ __all__ = ["DEMOS", "CachePane", "RunRow"]
 
 #: how often the live counters are read while a demonstration runs (<= 4 Hz)
 STATS_INTERVAL_S = 0.25
-
-
-@dataclass(frozen=True)
-class Demo:
-    """An entry of the demo menu: what it shows, right and in blocking mode."""
-
-    key: str
-    label: str
-    lesson: str
-    pitfall: str
-    #: the fields it reads (only these are shown while it is chosen)
-    fields: tuple[str, ...]
-
-
-DEMOS: tuple[Demo, ...] = (
-    Demo(
-        "get",
-        "Get one key",
-        "The first read calls the slow upstream (a miss); reads within the TTL are hits "
-        "(µs); after the TTL the entry has expired: a miss again.",
-        "Blocking mode: the cache has no single flight; a lone read looks the same. Try Stampede.",
-        ("key", "delay_s", "ttl_s"),
-    ),
-    Demo(
-        "stampede",
-        "Stampede",
-        "n requests for one cold key at once: the first computes, the others wait for its "
-        "result (single flight). The upstream counts one call.",
-        "Blocking mode: no single flight, so every concurrent miss calls the upstream: a "
-        "cache stampede, n upstream calls for one value.",
-        ("key", "delay_s", "ttl_s", "callers"),
-    ),
-    Demo(
-        "sweep",
-        f"Sweep ×{SWEEP_KEYS}",
-        f"Read {SWEEP_KEYS} keys into a cache of {routes.CACHE_SIZE}: the least recently used "
-        "entries are evicted, so memory stays bounded.",
-        "",
-        ("ttl_s",),
-    ),
-    Demo(
-        "clients",
-        "Shared vs per-request client",
-        "The same calls with the one lifespan httpx client (pooled, kept-alive connections) "
-        "and with a new client per call: requests/s and TCP connections opened.",
-        "",
-        ("calls", "concurrency"),
-    ),
-    Demo(
-        "hanging",
-        "Hanging upstream",
-        "Call an upstream that hangs, with a timeout: the request answers 504 with a "
-        "message as soon as the timeout passes.",
-        "Blocking mode: the call has no timeout, so the request waits the whole hang.",
-        ("hang_s", "timeout_s"),
-    ),
-)
-DEMO_BY_KEY = {demo.key: demo for demo in DEMOS}
 
 
 class CachePane(PatternPane):
@@ -110,26 +53,22 @@ class CachePane(PatternPane):
     CachePane .field { width: auto; height: 1; margin-right: 1; }
     CachePane .field Label { padding: 0 1 0 0; }
     CachePane #key { width: 14; }
-    CachePane #lesson { height: auto; color: $text-muted; }
-    CachePane #lesson.-blocking { color: $error; }
     CachePane #summary { height: auto; }
     CachePane #runs { height: 1fr; min-height: 3; }
     """
 
+    @dataclass
     class StatsArrived(Message):
         """A reading of ``GET /cache/stats``."""
 
-        def __init__(self, stats: dict[str, Any]) -> None:
-            super().__init__()
-            self.stats = stats
+        stats: dict[str, Any]
 
+    @dataclass
     class DemoDone(Message):
         """A demonstration finished: what it reports."""
 
-        def __init__(self, demo: str, result: DemoResult) -> None:
-            super().__init__()
-            self.demo = demo
-            self.result = result
+        demo: str
+        result: DemoResult
 
     demo: reactive[str] = reactive("stampede", init=False)
     stats: reactive[dict[str, Any] | None] = reactive(None, init=False)
@@ -170,7 +109,7 @@ class CachePane(PatternPane):
                 with Horizontal(classes=f"field field-{name}"):
                     yield Label(label)
                     yield field
-        yield Static(id="lesson")
+        yield Lesson(id="lesson")
         yield self._stats_view
         yield self._summary
         yield self._table
@@ -208,7 +147,6 @@ class CachePane(PatternPane):
 
     def on_mount(self) -> None:
         self._stats_view.show(None)
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
         self._show_demo()
         self._stats_wanted.set()
         self.follow_stats()
@@ -256,23 +194,16 @@ class CachePane(PatternPane):
         used = DEMO_BY_KEY[self.demo].fields
         for group in self.query(".field"):
             group.display = any(group.has_class(f"field-{name}") for name in used)
-        self._show_lesson()
+        self.show_lesson()
 
-    def _show_lesson(self) -> None:
-        demo = DEMO_BY_KEY[self.demo]
-        pitfall = self.context.blocking.enabled and bool(demo.pitfall)
-        lesson = self.query_one("#lesson", Static)
-        lesson.update(demo.pitfall if pitfall else demo.lesson)
-        lesson.set_class(pitfall, "-blocking")
-
-    @on(Button.Pressed, "#cache-run")
-    def _run_pressed(self) -> None:
-        self.action_run()
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        return DEMO_BY_KEY[self.demo].line(blocking)
 
     @on(Button.Pressed, "#clear")
     def _clear_pressed(self) -> None:
         self.clear_cache()
 
+    @on(Button.Pressed, "#cache-run")
     def action_run(self) -> None:
         """The ``r`` key: run the chosen demonstration."""
         self.start(self.demo)
@@ -283,11 +214,7 @@ class CachePane(PatternPane):
     def start(self, demo: str) -> None:
         """Validate the fields the demonstration uses, then run it in a worker."""
         names = DEMO_BY_KEY[demo].fields
-        problems = invalid_fields(*(self._field(name) for name in names))
-        if problems:
-            field, reason = problems[0]
-            self.notify(reason, title="Invalid input", severity="error")
-            field.focus()
+        if not self.fields_valid(*(self._field(name) for name in names)):
             return
         values = {name: self._field(name).value for name in names}
         self.busy += 1
@@ -338,7 +265,7 @@ class CachePane(PatternPane):
         for row in result.rows:
             self._table.add_run(row)
         text = Text()
-        pitfall = self.context.blocking.enabled and DEMO_BY_KEY[message.demo].pitfall
+        pitfall = DEMO_BY_KEY[message.demo].line(self.context.blocking.enabled).pitfall
         # (a stampede says its form itself, in its figure)
         said = result.stampede is not None or result.summary.plain.startswith("Blocking mode")
         if pitfall and not said:

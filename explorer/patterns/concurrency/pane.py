@@ -8,6 +8,7 @@ run and the kept ones share one time scale.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -21,10 +22,10 @@ from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static
 
 from explorer.code_source import SourceBlock, source_of
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane
 from explorer.patterns.concurrency.runs import KeptRun, bars_of, headline, span_of
 from explorer.patterns.concurrency.strategies import FIELDS, STRATEGIES, STRATEGY_BY_KEY, Strategy
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.number_field import number_input
 from explorer.widgets.timeline import MIN_SCALE_S, Timeline
 from explorer.wording import counted
 from server.monitor import Stall
@@ -34,6 +35,18 @@ __all__ = ["STRATEGIES", "STRATEGY_BY_KEY", "ConcurrencyPane", "KeptRun", "Strat
 
 #: the figures column of every timeline of the pane (the same for all: one scale)
 FIGURE_WIDTH = 32
+
+#: each field of FIELDS, in screen order: (name, label, low, high, meaning)
+FIELD_SPECS: tuple[tuple[str, str, float, float, str], ...] = (
+    ("n", "tasks n", 1, 200, "Upstream calls"),
+    ("latency", "latency", 0, 10, "Upstream latency (s)"),
+    ("jitter", "jitter", 0, 10, "Latency jitter (s)"),
+    ("failure_rate", "fail rate", 0, 1, "Failure probability"),
+    ("timeout_s", "timeout", 0.01, 30, "Timeout (s)"),
+    ("limit", "limit", 1, 50, "Concurrency limit"),
+)
+#: the fields stand three to a row, under the strategy
+FIELDS_PER_ROW = 3
 
 
 class ConcurrencyPane(PatternPane):
@@ -51,8 +64,6 @@ class ConcurrencyPane(PatternPane):
     ConcurrencyPane .row Button { margin-left: 1; min-width: 7; }
     ConcurrencyPane .row Label { width: 11; padding-left: 1; }
     ConcurrencyPane .row Input { width: 8; margin-right: 2; }
-    ConcurrencyPane #lesson { height: auto; color: $text-muted; }
-    ConcurrencyPane #lesson.-blocking { color: $error; }
     ConcurrencyPane #runs {
         height: 1fr;
         min-height: 4;
@@ -62,13 +73,12 @@ class ConcurrencyPane(PatternPane):
     ConcurrencyPane #summary { height: auto; }
     """
 
+    @dataclass
     class RunDone(Message):
         """The server answered with a run report (or the run could not be made)."""
 
-        def __init__(self, report: dict[str, Any] | None, error: str | None) -> None:
-            super().__init__()
-            self.report = report
-            self.error = error
+        report: dict[str, Any] | None
+        error: str | None
 
     running: reactive[bool] = reactive(False)
     strategy_key: reactive[str] = reactive("gather", init=False)
@@ -97,35 +107,18 @@ class ConcurrencyPane(PatternPane):
             yield Button("Run", id="run", variant="primary", compact=True)
             yield Button("Keep", id="keep", tooltip="Keep this run, to compare", compact=True)
             yield Button("Clear", id="clear", tooltip="Forget the kept runs", compact=True)
-        yield Horizontal(
-            Label("tasks n"),
-            number_input("n", values["n"], 1, 200, "Upstream calls"),
-            Label("latency"),
-            number_input("latency", values["latency"], 0, 10, "Upstream latency (s)"),
-            Label("jitter"),
-            number_input("jitter", values["jitter"], 0, 10, "Latency jitter (s)"),
-            classes="row",
-        )
-        yield Horizontal(
-            Label("fail rate"),
-            number_input("failure_rate", values["failure_rate"], 0, 1, "Failure probability"),
-            Label("timeout"),
-            number_input("timeout_s", values["timeout_s"], 0.01, 30, "Timeout (s)"),
-            Label("limit"),
-            number_input("limit", values["limit"], 1, 50, "Concurrency limit"),
-            classes="row",
-        )
-        yield Static(id="lesson")
+        for first in range(0, len(FIELD_SPECS), FIELDS_PER_ROW):
+            with Horizontal(classes="row"):
+                for name, label, low, high, meaning in FIELD_SPECS[first : first + FIELDS_PER_ROW]:
+                    yield Label(label)
+                    yield number_input(name, values[name], low, high, meaning)
+        yield Lesson(id="lesson")
         with VerticalScroll(id="runs") as runs:
             # the title becomes the run's headline
             runs.border_title = "tasks on a time axis"
             runs.border_subtitle = "✓ ok ✗ failed ⊘ cancelled ┄ would have run · kept: same scale"
             yield Timeline(id="timeline", figure_width=FIGURE_WIDTH)
         yield Static(id="summary")
-
-    def on_mount(self) -> None:
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
 
     # -- controls ------------------------------------------------------------------------
 
@@ -141,39 +134,24 @@ class ConcurrencyPane(PatternPane):
             self.query_one(f"#{name}", Input).value = value
 
     def watch_strategy_key(self) -> None:
-        self._show_lesson()
+        self.show_lesson()
 
-    def _show_lesson(self) -> None:
-        strategy = STRATEGY_BY_KEY[self.strategy_key]
-        pitfall = self.context.blocking.enabled and bool(strategy.blocking_lesson)
-        lesson = self.query_one("#lesson", Static)
-        lesson.update(strategy.blocking_lesson if pitfall else strategy.lesson)
-        lesson.set_class(pitfall, "-blocking")
-
-    @on(Button.Pressed, "#run")
-    def _run_pressed(self) -> None:
-        self.action_run()
-
-    @on(Button.Pressed, "#keep")
-    def _keep_pressed(self) -> None:
-        self.keep_current()
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        return STRATEGY_BY_KEY[self.strategy_key].line(blocking)
 
     @on(Button.Pressed, "#clear")
-    def _clear_pressed(self) -> None:
+    def clear_kept(self) -> None:
+        """Forget the kept runs."""
         self.query(KeptRun).remove()
         self.call_after_refresh(self.rescale)
 
+    @on(Button.Pressed, "#run")
     def action_run(self) -> None:
         """Validate the parameters and ask the server to run the strategy."""
         if self.running:
             self.notify("A run is still in progress.", severity="warning")
             return
-        fields = [self.query_one(f"#{name}", Input) for name in FIELDS]
-        problems = invalid_fields(*fields)
-        if problems:
-            field, reason = problems[0]
-            self.notify(reason, title="Invalid input", severity="error")
-            field.focus()
+        if not self.fields_valid(*(self.query_one(f"#{name}", Input) for name in FIELDS)):
             return
         body: dict[str, Any] = {"strategy": self.strategy_key}
         for name, cast in FIELDS.items():
@@ -191,6 +169,7 @@ class ConcurrencyPane(PatternPane):
         elapsed = time.perf_counter() - self._began
         summary.update(Text(f"running… {elapsed:.1f} s", style="dim italic"), layout=False)
 
+    @on(Button.Pressed, "#keep")
     def keep_current(self) -> None:
         """Keep the current run under the live one, to compare strategies."""
         if self.report is None:

@@ -19,17 +19,9 @@ from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, Select, Static
 
 from explorer.code_source import SourceBlock, source_of, with_highlight
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane
 from explorer.patterns.db import client
-from explorer.patterns.db.client import (
-    ACQUIRE_TIMEOUT_S,
-    EXHAUST_EXTRA,
-    FETCH_REPEATS,
-    HOLD_S,
-    PAIR_ROUNDS,
-    POSTS,
-    REPORT_S,
-)
+from explorer.patterns.db.actions import ACTION_BY_KEY, ACTIONS, Action
 from explorer.patterns.db.notes import NOTES
 from explorer.patterns.db.pool_gauge import PoolGauge
 from explorer.patterns.db.results import (
@@ -40,103 +32,15 @@ from explorer.patterns.db.results import (
     describe_report,
 )
 from explorer.patterns.db.status import BackendLine, orm_line
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.number_field import number_input
 from server.monitor import Stall
-from server.patterns.db import router as routes
-from server.patterns.db.pool import GaugedPool
+
+__all__ = ["ACTIONS", "ACTION_BY_KEY", "Action", "DbPane"]
 
 #: how often the gauge asks /db/status while the pane is on screen
 POLL_S = 0.25
-
-
-@dataclass(frozen=True)
-class Action:
-    """One entry of the pattern menu: what it runs and what it teaches."""
-
-    key: str
-    label: str
-    lesson: str
-    pitfall: str
-    code: tuple[Callable[..., Any], ...]
-
-
-ACTIONS: tuple[Action, ...] = (
-    Action(
-        "fetch",
-        "Fetch a row: pool · session · pool per request",
-        f"{FETCH_REPEATS} requests each way: the lifespan pool, the AsyncSession "
-        "dependency (commit or rollback), and a new pool per request (the guide's).",
-        "",
-        (routes.get_user, routes.get_session, routes.per_request_connection),
-    ),
-    Action(
-        "dashboard",
-        "Dashboard: gather on the pool",
-        "Five 50 ms queries with asyncio.gather, one pooled connection each: they run "
-        "at once (the bars overlap), and the page takes one query's time.",
-        "Blocking mode: the guide's mistake, gather on ONE connection: each query waits "
-        "for the last (SQLite) or the driver refuses (asyncpg).",
-        (routes.dashboard_on_pool, routes.dashboard_on_one_connection, routes.clocked),
-    ),
-    Action(
-        "one_connection",
-        "Dashboard: gather on ONE connection (guide)",
-        "The guide's mistake. asyncpg refuses: InterfaceError, another operation is in "
-        "progress. aiosqlite accepts and runs them one after another.",
-        "",
-        (routes.dashboard_on_one_connection, routes.clocked),
-    ),
-    Action(
-        "one_session",
-        "Dashboard: gather on ONE AsyncSession",
-        "The same mistake through SQLAlchemy: an error while the session opens its "
-        "connection, else the queries wait for each other.",
-        "",
-        (routes.dashboard_on_one_session, routes.clocked),
-    ),
-    Action(
-        "batch",
-        "Insert: batch vs row by row",
-        f"The same rows with one executemany, then one INSERT per row ({PAIR_ROUNDS} rounds "
-        "each, median time): round trips, and what they cost.",
-        "Blocking mode: both runs insert row by row.",
-        (routes.insert_batch, routes.insert_row_by_row),
-    ),
-    Action(
-        "prefetch",
-        "Posts with comments: prefetch vs N+1",
-        f"{POSTS} posts with author and comments: a JOIN plus one IN query, then the N+1 "
-        f"way (1 query + 2 per post); {PAIR_ROUNDS} rounds each, median time.",
-        "Blocking mode: both runs take the N+1 way.",
-        (routes.posts_prefetch, routes.posts_n_plus_one),
-    ),
-    Action(
-        "exhaust",
-        "Pool exhaustion: more requests than connections",
-        f"Pool size + {EXHAUST_EXTRA} requests each hold a connection {HOLD_S:g} s; with a "
-        f"{ACQUIRE_TIMEOUT_S:g} s acquire timeout the excess gets 503 instead of hanging.",
-        "Blocking mode: no acquire timeout, the excess waits its turn (how a pool hangs).",
-        (routes.hold_connection, GaugedPool.acquire),
-    ),
-    Action(
-        "report",
-        "Slow report: async driver vs sync sqlite3",
-        f"A {REPORT_S:g} s report query on the pool, and small requests meanwhile: the "
-        "loop keeps answering them.",
-        f"Blocking mode: sync sqlite3 inside async def. The loop stalls {REPORT_S:g} s, "
-        "nothing is answered meanwhile; the stall inspector names the line.",
-        (routes.report_async, routes.report_sync_sqlite3),
-    ),
-    Action(
-        "notes",
-        "Notes: Motor (MongoDB) and Tortoise ORM",
-        "From the guide, shown as snippets only: NOT RUN (no MongoDB server here, and "
-        "Tortoise is not installed).",
-        "",
-        (),
-    ),
-)
-ACTION_BY_KEY = {action.key: action for action in ACTIONS}
+#: where a stall in the server's database code is located (the code view marks its line)
+ROUTER_FILE = "server/patterns/db/router.py:"
 
 
 class DbPane(PatternPane):
@@ -153,8 +57,6 @@ class DbPane(PatternPane):
     DbPane #controls Label { padding: 0 1; }
     DbPane #rows { width: 5; }
     DbPane #run { margin-left: 1; min-width: 5; }
-    DbPane #lesson { height: auto; color: $text-muted; }
-    DbPane #lesson.-blocking { color: $error; }
     /* one rule on top (with the title), not a box: at 100×30 every row counts */
     DbPane #results {
         height: 1fr;
@@ -163,21 +65,19 @@ class DbPane(PatternPane):
     }
     """
 
+    @dataclass
     class StatusUpdate(Message):
         """A fresh ``/db/status`` (``None``: the server did not answer)."""
 
-        def __init__(self, status: dict[str, Any] | None) -> None:
-            super().__init__()
-            self.status = status
+        status: dict[str, Any] | None
 
+    @dataclass
     class ActionDone(Message):
         """An action's requests came back: what to show, and the figures behind it."""
 
-        def __init__(self, key: str, text: Text | Group, data: dict[str, Any]) -> None:
-            super().__init__()
-            self.key = key
-            self.text = text
-            self.data = data
+        key: str
+        text: Text | Group
+        data: dict[str, Any]
 
     action_key: reactive[str] = reactive("dashboard", init=False)
     running: reactive[bool] = reactive(False, init=False)
@@ -195,6 +95,8 @@ class DbPane(PatternPane):
         self._began_wall = 0.0
         #: the gauge's highest readings during the running action
         self._peak: dict[str, int] = {}
+        #: the slow report's own stalls, from its last run
+        self._report_stalls: list[Stall] = []
         self._last_stall: Stall | None = None
 
     def compose(self) -> ComposeResult:
@@ -214,14 +116,12 @@ class DbPane(PatternPane):
             yield Label("rows")
             yield number_input("rows", "1000", 1, 5000, "Rows to insert")
             yield Button("Run", id="run", variant="primary", compact=True)
-        yield Static(id="lesson")
+        yield Lesson(id="lesson")
         with VerticalScroll(id="results") as results:
             results.border_title = "result"
             yield self._result
 
     def on_mount(self) -> None:
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
         self.follow_status()
 
     def on_show(self) -> None:
@@ -265,29 +165,19 @@ class DbPane(PatternPane):
             self.action_key = event.value
 
     def watch_action_key(self) -> None:
-        self._show_lesson()
+        self.show_lesson()
 
-    def _show_lesson(self) -> None:
-        action = ACTION_BY_KEY[self.action_key]
-        pitfall = self.context.blocking.enabled and bool(action.pitfall)
-        lesson = self.query_one("#lesson", Static)
-        lesson.update(action.pitfall if pitfall else action.lesson)
-        lesson.set_class(pitfall, "-blocking")
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        return ACTION_BY_KEY[self.action_key].line(blocking)
 
     @on(Button.Pressed, "#run")
-    def _run_pressed(self) -> None:
-        self.action_run()
-
     def action_run(self) -> None:
         """Run the chosen pattern (the ``r`` key)."""
         if self.running:
             self.notify("Still running the last one.", severity="warning")
             return
         rows_field = self.query_one("#rows", Input)
-        problems = invalid_fields(rows_field)
-        if problems:
-            self.notify(problems[0][1], title="Invalid input", severity="error")
-            rows_field.focus()
+        if not self.fields_valid(rows_field):
             return
         key = self.action_key
         if key == "notes":
@@ -316,7 +206,14 @@ class DbPane(PatternPane):
                 data = {**await client.exhaust(http, size), "peak": self._peak}
             else:
                 data = await client.report_with_probes(http)
-                await asyncio.sleep(self.context.stall_settle_s)
+                # The handler's own stalls: blamed on its code, not a collection or a redraw
+                # that happened to land while the request was open.
+                self._report_stalls = [
+                    s
+                    for s in await self.context.stalls_since(self._began_wall - 0.05)
+                    if s.route == "GET /db/slow-report"
+                    and (s.location or "").startswith(ROUTER_FILE)
+                ]
             self.post_message(self.ActionDone(key, Text(), data))
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             self.post_message(
@@ -351,15 +248,7 @@ class DbPane(PatternPane):
             return describe_pair(data, "posts", "queries", "queries")
         if key == "exhaust":
             return describe_exhaust(data)
-        # The handler's own stalls: blamed on its code, not a collection or a redraw that
-        # happened to land while the request was open.
-        stalls = [
-            s
-            for s in self.context.monitor.stalls_after(0)
-            if s.started_at >= self._began_wall - 0.05
-            and s.route == "GET /db/slow-report"
-            and (s.location or "").startswith("server/patterns/db/router.py:")
-        ]
+        stalls = self._report_stalls
         self._last_stall = stalls[-1] if stalls else None
         return describe_report(data, stalls)
 
@@ -375,7 +264,7 @@ class DbPane(PatternPane):
         blocks = [source_of(part, f"server: {part.__name__}") for part in code]
         stall = stall or (self._last_stall if self.action_key == "report" else None)
         location = stall.location if stall is not None else None
-        if location is not None and location.startswith("server/patterns/db/router.py:"):
+        if location is not None and location.startswith(ROUTER_FILE):
             line = int(location.split(":")[1].split()[0])
             blocks = [with_highlight(block, line) for block in blocks]
         blocks.append(source_of(DbPane.send_action, "client: this pane's worker"))
