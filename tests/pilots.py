@@ -103,6 +103,20 @@ async def enter_and_click(pilot: Pilot[Any], field: str, value: str, button: str
     await pilot.click(button)
 
 
+async def tab_order(pilot: Pilot[Any], first: Widget, stops: int) -> list[Widget]:
+    """The ``stops`` widgets that hold the focus in turn, Tab after Tab, from ``first``
+    (focused here); each time something has it."""
+    first.focus()
+    await pilot.pause()
+    visited = []
+    for _ in range(stops):
+        focused = pilot.app.focused
+        assert focused is not None
+        visited.append(focused)
+        await pilot.press("tab")
+    return visited
+
+
 def told_invalid_input(app: ExplorerApp) -> bool:
     """Whether the app has notified "Invalid input" (a pane's refusal of a field)."""
     return any("Invalid input" in (n.title or "") for n in app._notifications)

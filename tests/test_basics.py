@@ -27,7 +27,7 @@ from tests.conftest import eventually
 from tests.frozen import FROZEN_STALLS, FrozenMonitor
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of, visible_region
-from tests.pilots import escape_leaves_the_field, quit_with_q
+from tests.pilots import escape_leaves_the_field, quit_with_q, tab_order
 
 # -- HTTP -------------------------------------------------------------------------------
 
@@ -245,8 +245,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         assert "async def send_batch" in panels[1].text
         await pilot.press("c")
         assert not app.showing_code
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=5)
+        await quit_with_q(pilot, within=5)
     assert app.return_code == 0
 
 
@@ -412,14 +411,7 @@ async def test_tab_follows_the_screen() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await started(app)
         await pilot.pause(0.2)
-        app.query_one("#style").focus()
-        await pilot.pause()
-        visited = []
-        for _ in range(3):
-            focused = app.focused
-            assert focused is not None
-            visited.append(focused)
-            await pilot.press("tab")
+        visited = await tab_order(pilot, app.query_one("#style"), 3)
         assert [widget.id for widget in visited] == ["style", "count", "run"]
         await pilot.press("shift+tab")
         await pilot.click("#style-cpu")

@@ -666,14 +666,13 @@ CLIENTS = DemoResult(
 def test_cache_pane_after_a_stampede_and_a_client_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = frozen_app(tmp_path)
     run_before = frozen_cache_runs(
         ("stampede", stampede_result(FROZEN_RIGHT)),
         ("stampede", stampede_result(FROZEN_STAMPEDE)),
         ("hanging", HANGING),
         ("clients", CLIENTS),
     )
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_cache_pane_after_a_default_run_at_100x30(

@@ -35,12 +35,15 @@ from tests.conftest import eventually
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of, visible_region
 from tests.pilots import (
+    enter_and_click,
     escape_leaves_the_field,
     frozen_app,
     live_pane,
     open_frozen,
     open_live,
     quit_with_q,
+    tab_order,
+    told_invalid_input,
 )
 
 Report = dict[str, Any]
@@ -139,12 +142,14 @@ async def test_gather_overlaps_and_sequential_queues_up(client: httpx.AsyncClien
     assert sequential["completion_order"] == [0, 1, 2, 3, 4]
 
 
+def clear_winner(d: Draw) -> bool:
+    """The fastest upstream beats the next by 150 ms at least: no doubt which one wins."""
+    first, second = sorted(delay for delay, _ in d)[:2]
+    return second - first >= 0.15
+
+
 async def test_race_cancels_and_awaits_the_losers(client: httpx.AsyncClient) -> None:
     upstreams = Upstreams(n=5, latency=0.3, jitter=0.2)
-
-    def clear_winner(d: Draw) -> bool:
-        first, second = sorted(delay for delay, _ in d)[:2]
-        return second - first >= 0.15
 
     seed = upstreams.find_seed(clear_winner)
     delays = upstreams.delays(seed)
@@ -302,10 +307,6 @@ async def test_unbounded_fan_out_runs_out_of_pooled_connections(
 async def test_a_run_says_what_each_upstream_drew(client: httpx.AsyncClient) -> None:
     """Every run is seeded (drawn when not given), so a cancelled call's latency is known."""
     upstreams = Upstreams(n=4, latency=0.3, jitter=0.2)
-
-    def clear_winner(d: Draw) -> bool:
-        first, second = sorted(delay for delay, _ in d)[:2]
-        return second - first >= 0.15
 
     seed = upstreams.find_seed(clear_winner)
     report = await run(client, upstreams.body("race", seed))
@@ -556,12 +557,11 @@ async def test_pane_shows_the_guides_race_bug_in_blocking_mode(tmp_path: Path) -
 
 async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
-        app.query_one("#failure_rate", Input).value = "1.5"
-        await pilot.click("#pane-concurrency #run")
+        await enter_and_click(pilot, "#failure_rate", "1.5", "#pane-concurrency #run")
         await pilot.pause()
         assert not pane.running
         assert pane.report is None
-        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+        assert told_invalid_input(app)
 
 
 # -- the pane at every size, its keys and its lessons (Pilot, real server) ---------------
@@ -652,14 +652,7 @@ async def test_tab_follows_the_screen(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, _):
         await pilot.pause(0.2)
         pane = pane_of(app)
-        pane.query_one("#strategy-select", Select).focus()
-        await pilot.pause()
-        visited = []
-        for _ in range(10):
-            focused = app.focused
-            assert focused is not None
-            visited.append(focused)
-            await pilot.press("tab")
+        visited = await tab_order(pilot, pane.query_one("#strategy-select", Select), 10)
         ids = [widget.id for widget in visited]
         assert ids == ["strategy-select", "run", "keep", "clear", *FIELDS]
         places = [(visible_region(w).y, visible_region(w).x) for w in visited]

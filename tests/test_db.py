@@ -44,7 +44,14 @@ from server.state import state_of
 from tests.conftest import eventually, set_blocking
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
-from tests.pilots import frozen_app, live_pane, open_frozen, still_picture
+from tests.pilots import (
+    enter_and_click,
+    frozen_app,
+    live_pane,
+    open_frozen,
+    still_picture,
+    told_invalid_input,
+)
 
 PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
@@ -976,12 +983,11 @@ async def test_pane_refuses_a_bad_row_count(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_db_pane) as (app, pilot, pane):
         pane.action_key = "batch"
         # (the field holds at most 4 characters: 5000 is its bound)
-        app.query_one("#pane-db #rows", Input).value = "9999"
-        await pilot.click("#pane-db #run")
+        await enter_and_click(pilot, "#pane-db #rows", "9999", "#pane-db #run")
         await pilot.pause()
         assert not pane.running
         assert pane.result is None
-        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+        assert told_invalid_input(app)
 
 
 @pytest.mark.skipif(PG_URL is None, reason=NO_PG)

@@ -651,8 +651,6 @@ async def show_frozen(
 
 
 def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    app = frozen_app(tmp_path)
-
     async def run_before(pilot: Pilot[Any]) -> None:
         events = [("open", "", ""), *frozen_ticks(201, 202, 203)]
         events += [("closed", "", ""), ("open", "5eed00-203", ""), *frozen_ticks(204, 205, 206)]
@@ -663,7 +661,7 @@ def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: P
         pane.leave = Leave("done", 3, producers=1, ticks_for_nobody=10, pitfall=True)
         await pilot.pause(0.4)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (140, 45)])
@@ -671,7 +669,6 @@ def test_sse_pane_after_a_default_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """r on defaults: following the feed; then "Ticker, leave after 3" in the right form."""
-    app = frozen_app(tmp_path)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         events = [("open", "", ""), *frozen_ticks(201, 202, 203), FROZEN_STALL]
@@ -682,4 +679,4 @@ def test_sse_pane_after_a_default_run(
         pane.leave = Leave("done", 3, producers=0, ticks_for_nobody=0)
         await pilot.pause(0.4)
 
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=size, run_before=run_before)

@@ -607,8 +607,6 @@ def frozen_books(name: str, before_mib: float, growth_mib: float, sent: int) -> 
 
 
 def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    app = frozen_app(tmp_path)
-
     async def run_before(pilot: Pilot[Any]) -> None:
         name = "sample-1GiB-5eed0000.bin"
         transfer = Transfer(
@@ -627,7 +625,7 @@ def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: 
         pane.server["downloads_aborted"] = 1
         await pilot.pause(0.4)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (140, 45)])

@@ -686,12 +686,10 @@ async def show_frozen(pilot: Pilot[Any], jobs: tuple[dict[str, Any], ...], run: 
 
 
 def test_tasks_pane_with_a_failed_job(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    app = frozen_app(tmp_path)
-
     async def run_before(pilot: Pilot[Any]) -> None:
         await show_frozen(pilot, BACKGROUND_BATCH, Run("background", job_ids=(1, 2, 3)))
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (140, 45)])
@@ -699,10 +697,9 @@ def test_tasks_pane_after_a_default_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """r on defaults: fire-and-forget of a failing job, its error on the result line."""
-    app = frozen_app(tmp_path)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         jobs = (*BACKGROUND_BATCH[:2], FIRE_AND_FORGET_FAILED)
         await show_frozen(pilot, jobs, Run("fire_and_forget", job_ids=(4,)))
 
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=size, run_before=run_before)
