@@ -46,9 +46,11 @@ from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
 from tests.pilots import (
     enter_and_click,
+    escape_leaves_the_field,
     frozen_app,
     live_pane,
     open_frozen,
+    quit_with_q,
     still_picture,
     told_invalid_input,
 )
@@ -892,10 +894,8 @@ async def test_enter_runs_the_pane_and_escape_leaves_the_field(tmp_path: Path) -
         await eventually(lambda: pane.result is not None, within=20)
         assert pane.result is not None
         assert pane.result["key"] == "dashboard"
-        rows.focus()
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
+        await escape_leaves_the_field(pilot, rows)
+        await quit_with_q(pilot)
         await pilot.pause(3)
     assert app.return_code == 0
 

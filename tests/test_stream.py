@@ -34,7 +34,7 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
 from tests.layout import problems_of
-from tests.pilots import frozen_app, live_pane, open_frozen
+from tests.pilots import escape_leaves_the_field, frozen_app, live_pane, open_frozen, quit_with_q
 
 MiB = 1024 * 1024
 
@@ -524,10 +524,8 @@ async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
         )
         assert pane.transfer is not None
         assert pane.transfer.total == 2 * MiB
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await pilot.pause(0.5)
+        await escape_leaves_the_field(pilot)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 

@@ -40,7 +40,7 @@ from server.state import state_of
 from tests.conftest import eventually, set_blocking
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
-from tests.pilots import frozen_app, live_pane, open_frozen
+from tests.pilots import escape_leaves_the_field, frozen_app, live_pane, open_frozen, quit_with_q
 
 Job = dict[str, Any]
 
@@ -573,10 +573,8 @@ async def test_pane_keys_enter_runs_escape_leaves_q_quits(tmp_path: Path) -> Non
         await eventually(lambda: len(pane.jobs) == 1, within=10)
         assert pane.run is not None
         assert pane.run.action == "fire_and_forget"
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await pilot.pause(0.5)
+        await escape_leaves_the_field(pilot)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 
