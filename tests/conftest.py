@@ -19,6 +19,9 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
 
+# The shared helpers assert too: rewritten like a test's asserts, a failure shows its values.
+pytest.register_assert_rewrite("tests.pilots", "tests.http_checks")
+
 #: asyncio reports these by logging (when a task or coroutine is garbage collected), not
 #: with a warning, so ``filterwarnings = error`` alone would never see them.
 LEAK_MESSAGES = ("Task was destroyed but it is pending", "was never awaited")

@@ -25,7 +25,9 @@ from explorer.widgets.top_bar import TopBar
 from server.settings import Settings
 from tests.conftest import eventually
 from tests.frozen import FROZEN_STALLS, FrozenMonitor
+from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of, visible_region
+from tests.pilots import escape_leaves_the_field, quit_with_q, tab_order
 
 # -- HTTP -------------------------------------------------------------------------------
 
@@ -127,11 +129,8 @@ async def test_the_pool_starts_apart_and_only_once(client: httpx.AsyncClient) ->
 async def test_bad_input_gets_a_clear_422(
     client: httpx.AsyncClient, path: str, params: dict[str, str]
 ) -> None:
-    response = await client.get(path, params=params)
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
+    detail = clear_422_detail(await client.get(path, params=params))
     assert detail
-    assert all(item["msg"] for item in detail)
 
 
 @pytest.mark.parametrize(
@@ -151,9 +150,7 @@ async def test_bad_input_gets_a_clear_422(
 async def test_bad_blocking_switch_bodies_are_refused(
     client: httpx.AsyncClient, body: bytes
 ) -> None:
-    response = await client.put(
-        "/monitor/blocking", content=body, headers={"content-type": "application/json"}
-    )
+    response = await send_raw(client, "PUT", "/monitor/blocking", body)
     assert response.status_code == 422, response.text
     assert response.json()["detail"]
     assert (await client.get("/monitor")).json()["blocking_mode"] is False
@@ -248,8 +245,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
         assert "async def send_batch" in panels[1].text
         await pilot.press("c")
         assert not app.showing_code
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=5)
+        await quit_with_q(pilot, within=5)
     assert app.return_code == 0
 
 
@@ -405,12 +401,8 @@ async def test_enter_in_every_field_runs_and_escape_leaves_it() -> None:
         assert pane.summary is not None
         assert pane.summary.plan.params == {"n": 20000}
 
-        app.query_one("#work", Input).focus()
-        await pilot.pause()
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=5)
+        await escape_leaves_the_field(pilot, app.query_one("#work", Input))
+        await quit_with_q(pilot, within=5)
     assert app.return_code == 0
 
 
@@ -419,14 +411,7 @@ async def test_tab_follows_the_screen() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await started(app)
         await pilot.pause(0.2)
-        app.query_one("#style").focus()
-        await pilot.pause()
-        visited = []
-        for _ in range(3):
-            focused = app.focused
-            assert focused is not None
-            visited.append(focused)
-            await pilot.press("tab")
+        visited = await tab_order(pilot, app.query_one("#style"), 3)
         assert [widget.id for widget in visited] == ["style", "count", "run"]
         await pilot.press("shift+tab")
         await pilot.click("#style-cpu")

@@ -29,15 +29,14 @@ from explorer.patterns.cache.pane import DEMOS, CachePane, RunRow
 from explorer.patterns.cache.stampede import StampedeRun
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
-from explorer.widgets.top_bar import TopBar
 from server.patterns.cache.router import CacheParts
 from server.patterns.cache.ttl_cache import CacheClosed, TTLCache
 from server.runner import ServerHandle
-from server.settings import Settings
 from server.state import state_of
 from tests.conftest import eventually
-from tests.frozen import FrozenMonitor, key_of
+from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
+from tests.pilots import frozen_app, live_pane, open_frozen, still_picture
 
 Reply = dict[str, Any]
 
@@ -347,9 +346,7 @@ async def test_lifespan_owns_the_cache_and_the_shared_client(
 async def test_bad_query_input_gets_a_clear_422(
     client: httpx.AsyncClient, path: str, params: dict[str, str]
 ) -> None:
-    response = await client.get(path, params=params)
-    assert response.status_code == 422, response.text
-    assert all(item["msg"] for item in response.json()["detail"])
+    clear_422_detail(await client.get(path, params=params))
 
 
 @pytest.mark.parametrize(
@@ -372,11 +369,7 @@ async def test_bad_query_input_gets_a_clear_422(
     ],
 )
 async def test_bad_client_runs_get_a_clear_422(client: httpx.AsyncClient, body: bytes) -> None:
-    response = await client.post(
-        "/cache/clients/run", content=body, headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 422, response.text
-    assert all(item["msg"] for item in response.json()["detail"])
+    clear_422_detail(await send_raw(client, "POST", "/cache/clients/run", body))
 
 
 async def test_unknown_routes_are_404(client: httpx.AsyncClient) -> None:
@@ -439,9 +432,7 @@ async def run(pilot: Pilot[Any], pane: CachePane, demo: str, rows: int) -> None:
 async def test_pane_stampede_leads_with_the_upstream_calls(tmp_path: Path) -> None:
     """Defaults (20 callers, 2 s upstream): 1 upstream call, then in blocking mode 20, as
     the pane's figure shows them; the wall time is not the lesson and the text says so."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         assert pane.demo == "stampede"  # the default demo
         await run(pilot, pane, "stampede", 1)
         row = table_rows(app)[0]
@@ -481,9 +472,7 @@ async def test_pane_stampede_leads_with_the_upstream_calls(tmp_path: Path) -> No
 
 
 async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         pane.demo = "clients"
         set_fields(app, calls="20", concurrency="4")
         await run(pilot, pane, "clients", 2)
@@ -495,9 +484,7 @@ async def test_pane_compares_shared_and_per_request_clients(tmp_path: Path) -> N
 
 
 async def test_pane_hanging_upstream_times_out(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         set_fields(app, hang_s="5", timeout_s="0.2")
         await run(pilot, pane, "hanging", 1)
         row = table_rows(app)[0]
@@ -515,9 +502,7 @@ async def test_pane_hanging_upstream_times_out(tmp_path: Path) -> None:
 
 
 async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         set_fields(app, callers="1", key="no spaces please")
         await pilot.press("r")
         await pilot.pause()
@@ -527,9 +512,7 @@ async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
 
 
 async def test_pane_get_hits_then_expires_then_sweep_evicts_then_clear(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         set_fields(app, key="pilot", delay_s="0.1", ttl_s="3")
         await run(pilot, pane, "get", 1)
         await pilot.press("r")
@@ -562,9 +545,7 @@ async def test_pane_get_hits_then_expires_then_sweep_evicts_then_clear(tmp_path:
 
 async def test_pane_is_whole_at_every_size_for_every_demo(tmp_path: Path) -> None:
     for size in SIZES:
-        app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-        async with app.run_test(size=size) as pilot:
-            pane = await open_pane(app, pilot)
+        async with live_pane(tmp_path, size, open_pane) as (app, pilot, pane):
             for demo in DEMOS:
                 for blocking in (False, True):
                     app.blocking_switch.set(blocking)
@@ -584,9 +565,7 @@ async def test_pane_is_whole_at_every_size_for_every_demo(tmp_path: Path) -> Non
 
 
 async def test_enter_in_every_field_runs_and_escape_leaves_it(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         # short runs: the point is that Enter runs whatever demo is chosen
         set_fields(
             app, delay_s="0", callers="2", calls="2", concurrency="1", hang_s="0.2", timeout_s="1"
@@ -653,13 +632,7 @@ def stampede_result(run: StampedeRun) -> DemoResult:
 
 def frozen_cache_runs(*results: tuple[str, DemoResult], blocking: bool = False) -> Any:
     async def run_before(pilot: Pilot[Any]) -> None:
-        app = pilot.app
-        assert isinstance(app, ExplorerApp)
-        while not app.query(CachePane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(CachePane))
-        app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = app.query_one(CachePane)
+        app, pane = await open_frozen(pilot, CachePane)
         for demo, result in results:
             if demo == "stampede" and result.stampede and not result.stampede.single_flight:
                 app.blocking_switch.set(True)
@@ -670,10 +643,7 @@ def frozen_cache_runs(*results: tuple[str, DemoResult], blocking: bool = False) 
         # the pane reads the real (empty) stats after each run; freeze them once it has
         await pilot.pause(0.6)
         pane.stats = {**FROZEN_CACHE_STATS, "single_flight": not blocking}
-        await pilot.pause(0.1)
-        app.clear_notifications()  # toasts come and go
-        app.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause(0.2)
+        await still_picture(pilot)
 
     return run_before
 
@@ -696,43 +666,40 @@ CLIENTS = DemoResult(
 def test_cache_pane_after_a_stampede_and_a_client_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
     run_before = frozen_cache_runs(
         ("stampede", stampede_result(FROZEN_RIGHT)),
         ("stampede", stampede_result(FROZEN_STAMPEDE)),
         ("hanging", HANGING),
         ("clients", CLIENTS),
     )
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_cache_pane_after_a_default_run_at_100x30(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
     run_before = frozen_cache_runs(("stampede", stampede_result(FROZEN_RIGHT)))
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+
+
+def blocking_stampede_run() -> Any:
+    """r on defaults, then b and r: the stampede after single-flight, still in blocking mode."""
+    return frozen_cache_runs(
+        ("stampede", stampede_result(FROZEN_RIGHT)),
+        ("stampede", stampede_result(FROZEN_STAMPEDE)),
+        blocking=True,
+    )
 
 
 def test_cache_pane_after_a_blocking_run_at_100x30(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-    run_before = frozen_cache_runs(
-        ("stampede", stampede_result(FROZEN_RIGHT)),
-        ("stampede", stampede_result(FROZEN_STAMPEDE)),
-        blocking=True,
-    )
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    run_before = blocking_stampede_run()
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_cache_pane_after_a_blocking_run_at_140x45(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-    run_before = frozen_cache_runs(
-        ("stampede", stampede_result(FROZEN_RIGHT)),
-        ("stampede", stampede_result(FROZEN_STAMPEDE)),
-        blocking=True,
-    )
-    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)
+    run_before = blocking_stampede_run()
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)

@@ -26,17 +26,25 @@ from textual.widgets import Input, Select, Static
 from explorer.app import ExplorerApp
 from explorer.patterns.concurrency.pane import ConcurrencyPane, KeptRun
 from explorer.patterns.concurrency.strategies import FIELDS
-from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.timeline import Bar, Timeline
-from explorer.widgets.top_bar import TopBar
 from server.patterns.concurrency.router import STRATEGY_FUNCTIONS, DemoClient, simulated_outcome
 from server.runner import ServerHandle
-from server.settings import Settings
 from server.state import state_of
 from tests.conftest import eventually
-from tests.frozen import FrozenMonitor, key_of
+from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of, visible_region
+from tests.pilots import (
+    enter_and_click,
+    escape_leaves_the_field,
+    frozen_app,
+    live_pane,
+    open_frozen,
+    open_live,
+    quit_with_q,
+    tab_order,
+    told_invalid_input,
+)
 
 Report = dict[str, Any]
 Draw = list[tuple[float, bool]]
@@ -134,12 +142,14 @@ async def test_gather_overlaps_and_sequential_queues_up(client: httpx.AsyncClien
     assert sequential["completion_order"] == [0, 1, 2, 3, 4]
 
 
+def clear_winner(d: Draw) -> bool:
+    """The fastest upstream beats the next by 150 ms at least: no doubt which one wins."""
+    first, second = sorted(delay for delay, _ in d)[:2]
+    return second - first >= 0.15
+
+
 async def test_race_cancels_and_awaits_the_losers(client: httpx.AsyncClient) -> None:
     upstreams = Upstreams(n=5, latency=0.3, jitter=0.2)
-
-    def clear_winner(d: Draw) -> bool:
-        first, second = sorted(delay for delay, _ in d)[:2]
-        return second - first >= 0.15
 
     seed = upstreams.find_seed(clear_winner)
     delays = upstreams.delays(seed)
@@ -297,10 +307,6 @@ async def test_unbounded_fan_out_runs_out_of_pooled_connections(
 async def test_a_run_says_what_each_upstream_drew(client: httpx.AsyncClient) -> None:
     """Every run is seeded (drawn when not given), so a cancelled call's latency is known."""
     upstreams = Upstreams(n=4, latency=0.3, jitter=0.2)
-
-    def clear_winner(d: Draw) -> bool:
-        first, second = sorted(delay for delay, _ in d)[:2]
-        return second - first >= 0.15
 
     seed = upstreams.find_seed(clear_winner)
     report = await run(client, upstreams.body("race", seed))
@@ -464,13 +470,8 @@ async def test_upstream_answers_fails_and_repeats_with_a_seed(client: httpx.Asyn
     ],
 )
 async def test_bad_run_bodies_get_a_clear_422(client: httpx.AsyncClient, body: bytes) -> None:
-    response = await client.post(
-        "/concurrency/run", content=body, headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
+    detail = clear_422_detail(await send_raw(client, "POST", "/concurrency/run", body))
     assert detail
-    assert all(item["msg"] for item in detail)
     assert our_tasks() == []
 
 
@@ -498,25 +499,20 @@ async def test_an_integral_float_is_an_integer(client: httpx.AsyncClient) -> Non
 async def test_bad_upstream_input_gets_a_clear_422(
     client: httpx.AsyncClient, name: str, params: dict[str, str]
 ) -> None:
-    response = await client.get(f"/concurrency/upstream/{name}", params=params)
-    assert response.status_code == 422, response.text
-    assert all(item["msg"] for item in response.json()["detail"])
+    clear_422_detail(await client.get(f"/concurrency/upstream/{name}", params=params))
 
 
 # -- the pane (Pilot) -------------------------------------------------------------------
 
 
-async def open_pane(app: ExplorerApp, pilot: Pilot[Any], slug: str) -> None:
-    await eventually(lambda: app.context is not None and bool(app.query(f"#pane-{slug}")))
-    await pilot.press(str([p.SLUG for p in PANES].index(slug) + 1))
+async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> ConcurrencyPane:
+    pane = await open_live(app, pilot, ConcurrencyPane)
     await pilot.pause()
+    return pane
 
 
 async def test_pane_runs_gather_then_sequential_and_keeps_both(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot, "concurrency")
-        pane = app.query_one(ConcurrencyPane)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         assert pane.display
         await pilot.click("#pane-concurrency #run")
         await eventually(lambda: pane.report is not None, within=10)
@@ -548,10 +544,7 @@ async def test_pane_runs_gather_then_sequential_and_keeps_both(tmp_path: Path) -
 
 
 async def test_pane_shows_the_guides_race_bug_in_blocking_mode(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot, "concurrency")
-        pane = app.query_one(ConcurrencyPane)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         pane.strategy_key = "race"
         await pilot.press("b")
         await pilot.press("r")
@@ -563,16 +556,12 @@ async def test_pane_shows_the_guides_race_bug_in_blocking_mode(tmp_path: Path) -
 
 
 async def test_pane_refuses_bad_parameters(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot, "concurrency")
-        pane = app.query_one(ConcurrencyPane)
-        app.query_one("#failure_rate", Input).value = "1.5"
-        await pilot.click("#pane-concurrency #run")
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
+        await enter_and_click(pilot, "#failure_rate", "1.5", "#pane-concurrency #run")
         await pilot.pause()
         assert not pane.running
         assert pane.report is None
-        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+        assert told_invalid_input(app)
 
 
 # -- the pane at every size, its keys and its lessons (Pilot, real server) ---------------
@@ -630,10 +619,7 @@ def in_flight_peak(bars: tuple[Bar, ...]) -> int:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
 async def test_pane_is_whole_before_and_after_a_run(size: tuple[int, int], tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=size) as pilot:
-        await open_pane(app, pilot, "concurrency")
-        pane = pane_of(app)
+    async with live_pane(tmp_path, size, open_pane) as (app, pilot, pane):
         assert problems_of(pane, RESULTS) == []
         for strategy in ("gather", "race", "taskgroup"):  # the longest menu value, notes
             await pick(pilot, strategy)
@@ -644,9 +630,7 @@ async def test_pane_is_whole_before_and_after_a_run(size: tuple[int, int], tmp_p
 
 
 async def test_enter_in_every_field_runs_and_escape_leaves_it(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_pane(app, pilot, "concurrency")
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, _):
         await pilot.pause(0.2)
         pane = pane_of(app)
         for name in FIELDS:
@@ -658,30 +642,17 @@ async def test_enter_in_every_field_runs_and_escape_leaves_it(tmp_path: Path) ->
             await pilot.press("enter")
             await eventually(lambda: pane.report is not None, within=20)
             await eventually(lambda: not pane.running)
-        pane.query_one("#limit", Input).focus()
-        await pilot.pause()
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=5)
+        await escape_leaves_the_field(pilot, pane.query_one("#limit", Input))
+        await quit_with_q(pilot, within=5)
     assert app.return_code == 0
 
 
 async def test_tab_follows_the_screen(tmp_path: Path) -> None:
     """From the strategy menu, Tab visits the controls in reading order."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_pane(app, pilot, "concurrency")
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, _):
         await pilot.pause(0.2)
         pane = pane_of(app)
-        pane.query_one("#strategy-select", Select).focus()
-        await pilot.pause()
-        visited = []
-        for _ in range(10):
-            focused = app.focused
-            assert focused is not None
-            visited.append(focused)
-            await pilot.press("tab")
+        visited = await tab_order(pilot, pane.query_one("#strategy-select", Select), 10)
         ids = [widget.id for widget in visited]
         assert ids == ["strategy-select", "run", "keep", "clear", *FIELDS]
         places = [(visible_region(w).y, visible_region(w).x) for w in visited]
@@ -689,10 +660,7 @@ async def test_tab_follows_the_screen(tmp_path: Path) -> None:
 
 
 async def test_picking_a_strategy_fills_in_what_shows_its_difference(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_pane(app, pilot, "concurrency")
-        pane = pane_of(app)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
 
         def fields() -> dict[str, str]:
             return {name: pane.query_one(f"#{name}", Input).value for name in FIELDS}
@@ -711,10 +679,7 @@ async def test_picking_a_strategy_fills_in_what_shows_its_difference(tmp_path: P
 
 
 async def test_gather_against_its_pitfall_and_kept_runs_on_one_scale(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(140, 45)) as pilot:
-        await open_pane(app, pilot, "concurrency")
-        pane = pane_of(app)
+    async with live_pane(tmp_path, (140, 45), open_pane) as (app, pilot, pane):
         await run_pane(pilot)
         fast = max(bar.end or 0.0 for bar in shown_bars(app))
         await pilot.click("#pane-concurrency #keep")
@@ -738,9 +703,7 @@ async def test_gather_against_its_pitfall_and_kept_runs_on_one_scale(tmp_path: P
 
 
 async def test_race_default_shows_the_winner_and_the_cancelled_losers(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_pane(app, pilot, "concurrency")
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, _):
         await pick(pilot, "race")
         await run_pane(pilot)
         bars = shown_bars(app)
@@ -760,9 +723,7 @@ async def test_race_default_shows_the_winner_and_the_cancelled_losers(tmp_path: 
 
 
 async def test_bounded_default_shows_its_waves(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_pane(app, pilot, "concurrency")
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, _):
         await pick(pilot, "bounded")
         pane = pane_of(app)
         limit = int(pane.query_one("#limit", Input).value)
@@ -777,9 +738,7 @@ async def test_bounded_default_shows_its_waves(tmp_path: Path) -> None:
 
 
 async def test_the_guides_race_gets_a_readable_axis(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_pane(app, pilot, "concurrency")
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, _):
         await pick(pilot, "race")
         await pilot.press("b")
         pane = pane_of(app)
@@ -882,52 +841,41 @@ FROZEN_SEQUENTIAL = frozen_report(
 
 async def frozen_pane(pilot: Pilot[Any], strategy: str, blocking: bool) -> ConcurrencyPane:
     """The pane open, the strategy picked (its defaults in the fields), figures frozen."""
-    app = pilot.app
-    assert isinstance(app, ExplorerApp)
-    while not app.query(ConcurrencyPane):
-        await pilot.pause(0.02)
-    await pilot.press(key_of(ConcurrencyPane))
-    app.query_one(TopBar).url = "http://127.0.0.1:8000"
+    app, pane = await open_frozen(pilot, ConcurrencyPane)
     app.blocking_switch.set(blocking)
-    pane = app.query_one(ConcurrencyPane)
     pane.query_one(Select).value = strategy
     await pilot.pause(0.1)
     app.clear_notifications()
     return pane
 
 
-def test_concurrency_pane_after_a_race(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    monitor = FrozenMonitor()
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
+def frozen_run(strategy: str, report: Report) -> Any:
+    """A ``run_before``: the pane on ``strategy`` after the run ``report`` tells of."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        pane = await frozen_pane(pilot, "race", blocking=False)
-        pane.report = FROZEN_RACE
+        pane = await frozen_pane(pilot, strategy, blocking=False)
+        pane.report = report
         await pilot.pause(0.1)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    return run_before
+
+
+def test_concurrency_pane_after_a_race(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
+    run_before = frozen_run("race", FROZEN_RACE)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_concurrency_pane_at_100x30_after_a_default_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    monitor = FrozenMonitor()
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        pane = await frozen_pane(pilot, "gather", blocking=False)
-        pane.report = FROZEN_GATHER
-        await pilot.pause(0.1)
-
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    run_before = frozen_run("gather", FROZEN_GATHER)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_concurrency_pane_at_140x45_with_a_kept_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
     """gather kept, then its blocking-mode form: both drawn on one time scale."""
-    monitor = FrozenMonitor()
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=monitor)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         pane = await frozen_pane(pilot, "gather", blocking=False)
@@ -939,4 +887,4 @@ def test_concurrency_pane_at_140x45_with_a_kept_run(
         pane.report = FROZEN_SEQUENTIAL
         await pilot.pause(0.2)
 
-    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)

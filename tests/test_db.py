@@ -35,7 +35,6 @@ from explorer.patterns.db.pane import ACTIONS, DbPane
 from explorer.patterns.db.timeline import displayed_bars
 from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
-from explorer.widgets.top_bar import TopBar
 from server.patterns.db import Database
 from server.patterns.db.pool import PoolTimeout
 from server.patterns.db.service import ORM_POOL_SIZE, POOL_SIZE
@@ -43,8 +42,18 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
 from tests.conftest import eventually, set_blocking
-from tests.frozen import FrozenMonitor, key_of
+from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
+from tests.pilots import (
+    enter_and_click,
+    escape_leaves_the_field,
+    frozen_app,
+    live_pane,
+    open_frozen,
+    quit_with_q,
+    still_picture,
+    told_invalid_input,
+)
 
 PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
@@ -588,12 +597,8 @@ async def test_bad_input_is_a_clear_422(
     sqlite_app: tuple[ServerHandle, httpx.AsyncClient], method: str, path: str, body: bytes | None
 ) -> None:
     _, client = sqlite_app
-    headers = {"content-type": "application/json"} if body is not None else {}
-    response = await client.request(method, path, content=body, headers=headers)
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
+    detail = clear_422_detail(await send_raw(client, method, path, body))
     assert detail
-    assert all(item["msg"] for item in detail)
 
 
 WRONG_URLS = [
@@ -811,9 +816,7 @@ def dashboard_figure(pane: DbPane) -> tuple[list[tuple[int, int]], float]:
 
 
 async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_db_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_db_pane) as (app, pilot, pane):
         assert pane.display
         await pilot.pause(0.3)
         assert "SQLite via aiosqlite" in shown(pane, "#backend")
@@ -835,9 +838,7 @@ async def test_pane_names_the_backend_and_runs_the_patterns(tmp_path: Path) -> N
 async def test_dashboard_draws_the_queries_on_one_time_axis(tmp_path: Path) -> None:
     """Right: the bars overlap. Blocking mode (gather on one connection): each bar begins
     after the last one ended, and the page takes their sum. Read from the screen."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_db_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_db_pane) as (app, pilot, pane):
         await run_action(pilot, pane, "dashboard")
         bars, right_wall = dashboard_figure(pane)
         assert len(bars) == 5
@@ -863,9 +864,7 @@ async def test_dashboard_draws_the_queries_on_one_time_axis(tmp_path: Path) -> N
 
 async def test_pane_is_whole_at_every_size_before_and_after_a_run(tmp_path: Path) -> None:
     for size in SIZES:
-        app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-        async with app.run_test(size=size) as pilot:
-            pane = await open_db_pane(app, pilot)
+        async with live_pane(tmp_path, size, open_db_pane) as (_, pilot, pane):
             await pilot.pause(0.3)
             for action in ACTIONS:  # each entry's lesson, right and blocking
                 pane.action_key = action.key
@@ -888,27 +887,21 @@ async def test_pane_is_whole_at_every_size_before_and_after_a_run(tmp_path: Path
 
 
 async def test_enter_runs_the_pane_and_escape_leaves_the_field(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_db_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_db_pane) as (app, pilot, pane):
         rows = pane.query_one("#rows", Input)
         rows.focus()
         await pilot.press("enter")
         await eventually(lambda: pane.result is not None, within=20)
         assert pane.result is not None
         assert pane.result["key"] == "dashboard"
-        rows.focus()
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
+        await escape_leaves_the_field(pilot, rows)
+        await quit_with_q(pilot)
         await pilot.pause(3)
     assert app.return_code == 0
 
 
 async def test_the_other_actions_show_their_lessons_on_screen(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_db_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_db_pane) as (_, pilot, pane):
         fetch = await run_action(pilot, pane, "fetch")
         opened = {way["via"]: way["opened"] for way in fetch["ways"]}
         assert opened == {"lifespan pool": 0, "AsyncSession": 0, "pool per request": 10}
@@ -949,9 +942,7 @@ async def test_the_other_actions_show_their_lessons_on_screen(tmp_path: Path) ->
 
 
 async def test_pane_shows_the_sync_sqlite3_stall_in_blocking_mode(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_db_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_db_pane) as (app, pilot, pane):
         await pilot.press("b")  # the menu has the focus, not the rows field
         assert app.blocking_switch.enabled
         report = await run_action(pilot, pane, "report")
@@ -989,17 +980,14 @@ async def test_pane_says_when_the_url_did_not_work(tmp_path: Path) -> None:
 
 
 async def test_pane_refuses_a_bad_row_count(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_db_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_db_pane) as (app, pilot, pane):
         pane.action_key = "batch"
         # (the field holds at most 4 characters: 5000 is its bound)
-        app.query_one("#pane-db #rows", Input).value = "9999"
-        await pilot.click("#pane-db #run")
+        await enter_and_click(pilot, "#pane-db #rows", "9999", "#pane-db #run")
         await pilot.pause()
         assert not pane.running
         assert pane.result is None
-        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+        assert told_invalid_input(app)
 
 
 @pytest.mark.skipif(PG_URL is None, reason=NO_PG)
@@ -1153,13 +1141,7 @@ def frozen_db_run(
     status: dict[str, Any], key: str, data: dict[str, Any], blocking: bool = False
 ) -> Any:
     async def run_before(pilot: Pilot[Any]) -> None:
-        app = pilot.app
-        assert isinstance(app, ExplorerApp)
-        while not app.query(DbPane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(DbPane))
-        app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = app.query_one(DbPane)
+        app, pane = await open_frozen(pilot, DbPane)
         while pane.status is None or pane.status.get("state") != "ready":
             await pilot.pause(0.02)
         # Stop the live status poll, so the frozen status below stays on screen.
@@ -1171,44 +1153,40 @@ def frozen_db_run(
         pane.query_one(Select).value = key
         pane.post_message(DbPane.StatusUpdate(status))
         pane.post_message(DbPane.ActionDone(key, Text(), data))
-        await pilot.pause(0.1)
-        app.clear_notifications()  # toasts come and go
-        app.set_focus(None)  # no blinking cursor in the picture
-        await pilot.pause(0.2)
+        await still_picture(pilot)
 
     return run_before
+
+
+def sqlite_dashboard_run(blocking: bool) -> Any:
+    """r on defaults (the dashboard on SQLite), right or in blocking mode."""
+    data = frozen_sqlite_dashboard(blocking=blocking)
+    return frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data, blocking=blocking)
 
 
 def test_db_pane_after_gather_on_one_connection(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
     run_before = frozen_db_run(FROZEN_DB_STATUS, "one_connection", FROZEN_DASHBOARD)
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_db_pane_after_a_default_run_at_100x30(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-    data = frozen_sqlite_dashboard(blocking=False)
-    run_before = frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data)
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    run_before = sqlite_dashboard_run(blocking=False)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_db_pane_after_a_blocking_run_at_100x30(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-    data = frozen_sqlite_dashboard(blocking=True)
-    run_before = frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data, blocking=True)
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    run_before = sqlite_dashboard_run(blocking=True)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_db_pane_after_a_blocking_run_at_140x45(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-    data = frozen_sqlite_dashboard(blocking=True)
-    run_before = frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data, blocking=True)
-    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)
+    run_before = sqlite_dashboard_run(blocking=True)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)

@@ -17,6 +17,7 @@ from explorer.widgets.stall_inspector import StallInspector
 from server.monitor import Stall
 from server.settings import Settings
 from tests.conftest import eventually
+from tests.pilots import quit_with_q
 
 
 async def started(app: ExplorerApp, pilot: Pilot[int]) -> None:
@@ -88,8 +89,7 @@ async def test_code_view_from_every_entry_point_never_locks_the_keys(
             await pilot.press("escape")
             await eventually(lambda: not app.showing_code)
             focus_is_live(app)
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=10)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 
@@ -107,8 +107,7 @@ async def test_focus_left_on_a_removed_widget_is_mended() -> None:
         await eventually(lambda: app.screen.focused is not stray, within=2)
         await pilot.press("2")
         await eventually(lambda: app.current_slug == PANES[1].SLUG)
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=10)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 
@@ -173,8 +172,7 @@ async def test_q_quits_whatever_has_the_focus(kind: str) -> None:
         await pilot.pause(0.3)
         target.focus()
         await eventually(lambda: target.has_focus)
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=10)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 

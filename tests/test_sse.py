@@ -23,7 +23,6 @@ from explorer.app import ExplorerApp
 from explorer.patterns.sse.figures import Leave, describe
 from explorer.patterns.sse.pane import SsePane
 from explorer.registry import PANES
-from explorer.widgets.top_bar import TopBar
 from server.patterns.sse import router as sse_routes
 from server.patterns.sse.bus import RING_CAPACITY
 from server.patterns.sse.feeds import SseHub, tick_value
@@ -31,8 +30,8 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
 from tests.conftest import eventually, set_blocking
-from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
+from tests.pilots import frozen_app, live_pane, open_frozen
 
 
 def hub_of(server: ServerHandle) -> SseHub:
@@ -443,9 +442,7 @@ def figures_text(app: ExplorerApp) -> str:
 
 
 async def test_pane_drop_and_resume_has_no_gap(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (_, pilot, pane):
         await pilot.click("#pane-sse #follow")
         await eventually(lambda: len(pane.ids_seen) >= 3, within=10)
         await pilot.click("#pane-sse #drop")
@@ -462,9 +459,7 @@ async def test_pane_drop_and_resume_has_no_gap(tmp_path: Path) -> None:
 
 
 async def test_pane_shows_the_leaked_producer(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         await pilot.click("#pane-sse #leave")
         await asyncio.sleep(1.0)
         assert pane.server.get("leaked_producers") == 0
@@ -483,9 +478,7 @@ RESULTS = ("#figures", "#events")
 
 @pytest.mark.parametrize("size", PANE_SIZES)
 async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=size) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, size, open_pane) as (app, pilot, pane):
         await pilot.pause(0.1)
         assert problems_of(pane, RESULTS) == []
         await pilot.press("r")
@@ -498,9 +491,7 @@ async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[
 
 
 async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         field = app.query_one("#pane-sse #subscribers", Input)
         field.value = "5"
         field.focus()
@@ -522,9 +513,7 @@ def ticker_line(app: ExplorerApp) -> str:
 
 async def test_pane_leave_after_3_right_and_pitfall(tmp_path: Path) -> None:
     """What the ticker line shows 1 s after leaving: nothing ticks on, then the leak."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         await pilot.press("r")  # follow the feed meanwhile: its log must keep up throughout
         await pilot.click("#pane-sse #leave")
         await eventually(lambda: pane.leave is not None and pane.leave.stage == "done", 15)
@@ -572,9 +561,7 @@ def test_feed_lines_never_print_none() -> None:
 
 
 async def test_pane_swarm_counts_subscribers_and_lag(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         app.query_one("#pane-sse #subscribers", Input).value = "20"
         await pilot.click("#pane-sse #swarm-open")
         await eventually(lambda: pane.server.get("subscribers") == 20, within=10)
@@ -587,9 +574,7 @@ async def test_pane_swarm_counts_subscribers_and_lag(tmp_path: Path) -> None:
 
 
 async def test_pane_refuses_a_bad_subscriber_count(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         app.query_one("#pane-sse #subscribers", Input).value = "5000"
         await pilot.click("#pane-sse #swarm-open")
         await pilot.pause(0.2)
@@ -655,14 +640,9 @@ async def show_frozen(
     pilot: Pilot[Any], events: list[tuple[str, str, str]], server: dict[str, Any]
 ) -> SsePane:
     """The pane with these events in its log and these server figures, frozen."""
-    assert isinstance(pilot.app, ExplorerApp)
-    while not pilot.app.query(SsePane):
-        await pilot.pause(0.02)
-    await pilot.press(key_of(SsePane))
-    pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-    pane = pilot.app.query_one(SsePane)
+    app, pane = await open_frozen(pilot, SsePane)
     pane.workers.cancel_group(pane, "sse-stats")  # frozen figures from here on
-    while pilot.app.focused is not pane.query_one("#follow"):  # the app moves focus in
+    while app.focused is not pane.query_one("#follow"):  # the app moves focus in
         await pilot.pause(0.02)
     for event, event_id, data in events:
         pane.post_message(SsePane.FeedEvent(event, event_id, data))
@@ -671,8 +651,6 @@ async def show_frozen(
 
 
 def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-
     async def run_before(pilot: Pilot[Any]) -> None:
         events = [("open", "", ""), *frozen_ticks(201, 202, 203)]
         events += [("closed", "", ""), ("open", "5eed00-203", ""), *frozen_ticks(204, 205, 206)]
@@ -683,7 +661,7 @@ def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: P
         pane.leave = Leave("done", 3, producers=1, ticks_for_nobody=10, pitfall=True)
         await pilot.pause(0.4)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (140, 45)])
@@ -691,7 +669,6 @@ def test_sse_pane_after_a_default_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """r on defaults: following the feed; then "Ticker, leave after 3" in the right form."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
 
     async def run_before(pilot: Pilot[Any]) -> None:
         events = [("open", "", ""), *frozen_ticks(201, 202, 203), FROZEN_STALL]
@@ -702,4 +679,4 @@ def test_sse_pane_after_a_default_run(
         pane.leave = Leave("done", 3, producers=0, ticks_for_nobody=0)
         await pilot.pause(0.4)
 
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=size, run_before=run_before)

@@ -26,7 +26,6 @@ from explorer.app import ExplorerApp
 from explorer.patterns.stream.figures import Transfer
 from explorer.patterns.stream.pane import StreamPane
 from explorer.registry import PANES
-from explorer.widgets.top_bar import TopBar
 from server import state as app_state
 from server.patterns.stream import router as stream_routes
 from server.patterns.stream.export import csv_batches, neutralise, render_section, sqlite_rows
@@ -34,8 +33,8 @@ from server.patterns.stream.router import StreamState
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import eventually, set_blocking
-from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
+from tests.pilots import escape_leaves_the_field, frozen_app, live_pane, open_frozen, quit_with_q
 
 MiB = 1024 * 1024
 
@@ -433,9 +432,7 @@ async def open_pane(app: ExplorerApp, pilot: Pilot[Any]) -> StreamPane:
 
 
 async def test_pane_downloads_with_progress(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         app.query_one("#pane-stream #size", Input).value = "8"
         await pilot.click("#pane-stream #generate")
         await eventually(lambda: pane.file is not None, within=20)
@@ -454,9 +451,7 @@ async def test_pane_downloads_with_progress(tmp_path: Path) -> None:
 
 
 async def test_pane_cancel_stops_the_server_side(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         server_state: StreamState = app_state.state_of(app.server.app).need(StreamState)
         app.query_one("#pane-stream #size", Input).value = "1024"
         await pilot.click("#pane-stream #generate")
@@ -477,9 +472,7 @@ async def test_pane_cancel_stops_the_server_side(tmp_path: Path) -> None:
 
 
 async def test_pane_exports_and_uploads(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, _):
         log = app.query_one("#pane-stream #results", Log)
         await pilot.click("#pane-stream #report")
         await eventually(lambda: any("Report: 6 chunks" in line for line in log.lines), within=10)
@@ -507,9 +500,7 @@ def shown_peak_mib(app: ExplorerApp) -> float | None:
 
 @pytest.mark.parametrize("size", PANE_SIZES)
 async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=size) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, size, open_pane) as (app, pilot, pane):
         app.query_one("#pane-stream #size", Input).value = "4"
         await pilot.pause(0.1)
         assert problems_of(pane, RESULTS) == []
@@ -522,9 +513,7 @@ async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[
 
 
 async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         field = app.query_one("#pane-stream #size", Input)
         field.value = "2"
         field.focus()
@@ -535,18 +524,14 @@ async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
         )
         assert pane.transfer is not None
         assert pane.transfer.total == 2 * MiB
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await pilot.pause(0.5)
+        await escape_leaves_the_field(pilot)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 
 async def test_pane_peak_rss_right_and_pitfall_on_defaults(tmp_path: Path) -> None:
     """r on defaults (64 MiB), then b and r: the peak growth the pane displays."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         assert app.query_one("#pane-stream #size", Input).value == "64"
         await pilot.press("r")
         await eventually(lambda: "complete" in shown(app), within=30)
@@ -573,9 +558,7 @@ async def test_pane_peak_rss_right_and_pitfall_on_defaults(tmp_path: Path) -> No
 
 
 async def test_pane_refuses_a_bad_size(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_pane(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_pane) as (app, pilot, pane):
         app.query_one("#pane-stream #size", Input).value = "0"
         await pilot.click("#pane-stream #generate")
         await pilot.pause(0.3)
@@ -599,14 +582,9 @@ async def show_frozen(
     pilot: Pilot[Any], transfer: Transfer, last_download: dict[str, Any], lines: list[str]
 ) -> StreamPane:
     """The pane after ``transfer``, with the server's figures frozen."""
-    assert isinstance(pilot.app, ExplorerApp)
-    while not pilot.app.query(StreamPane):
-        await pilot.pause(0.02)
-    await pilot.press(key_of(StreamPane))
-    pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-    pane = pilot.app.query_one(StreamPane)
+    app, pane = await open_frozen(pilot, StreamPane)
     pane.workers.cancel_group(pane, "stream-stats")
-    while pilot.app.focused is not pane.query_one("#download"):  # the app moves focus in
+    while app.focused is not pane.query_one("#download"):  # the app moves focus in
         await pilot.pause(0.02)
     pane.transfer = transfer
     pane.server = FROZEN_STREAM_STATS | {"last_download": last_download}
@@ -627,8 +605,6 @@ def frozen_books(name: str, before_mib: float, growth_mib: float, sent: int) -> 
 
 
 def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-
     async def run_before(pilot: Pilot[Any]) -> None:
         name = "sample-1GiB-5eed0000.bin"
         transfer = Transfer(
@@ -647,7 +623,7 @@ def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: 
         pane.server["downloads_aborted"] = 1
         await pilot.pause(0.4)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (140, 45)])
@@ -655,7 +631,7 @@ def test_stream_pane_after_a_blocking_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """r on defaults in blocking mode: 64 MiB read whole, the peak beside RSS now."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
+    app = frozen_app(tmp_path)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         assert isinstance(pilot.app, ExplorerApp)

@@ -23,7 +23,6 @@ from explorer.app import ExplorerApp
 from explorer.patterns.tasks.outcome import Run
 from explorer.patterns.tasks.pane import TasksPane
 from explorer.registry import PANES
-from explorer.widgets.top_bar import TopBar
 from server.patterns.tasks.jobs import (
     CRASHED,
     JOB_TIMEOUT_S,
@@ -39,8 +38,9 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
 from tests.conftest import eventually, set_blocking
-from tests.frozen import FrozenMonitor, key_of
+from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
+from tests.pilots import escape_leaves_the_field, frozen_app, live_pane, open_frozen, quit_with_q
 
 Job = dict[str, Any]
 
@@ -485,11 +485,8 @@ async def test_shutdown_leaves_no_task_and_no_unfinished_job(
 async def test_bad_bodies_get_a_clear_422(
     client: httpx.AsyncClient, path: str, body: bytes
 ) -> None:
-    response = await client.post(path, content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
+    detail = clear_422_detail(await send_raw(client, "POST", path, body))
     assert detail
-    assert all(item["msg"] for item in detail)
     assert (await all_jobs(client)) == {}  # nothing was created
 
 
@@ -517,9 +514,7 @@ def states(pane: TasksPane) -> list[str]:
 
 
 async def test_pane_background_jobs_fail_visibly_and_the_next_still_runs(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_tasks) as (app, pilot, pane):
         app.query_one("#duration", Input).value = "0.1"
         await pilot.click("#pane-tasks #do-background")  # sleep, fail (the default kind), sleep
         await eventually(lambda: states(pane) == ["done", "failed", "done"], within=10)
@@ -531,9 +526,7 @@ async def test_pane_background_jobs_fail_visibly_and_the_next_still_runs(tmp_pat
 
 
 async def test_pane_shows_the_fire_and_forget_pitfall(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_tasks) as (app, pilot, pane):
         app.query_one("#duration", Input).value = "0.1"
         await pilot.click("#pane-tasks #do-fire_and_forget")
         await eventually(lambda: states(pane) == ["failed"], within=10)
@@ -556,9 +549,7 @@ def cell_texts(pane: TasksPane, job_id: int) -> list[str]:
 
 @pytest.mark.parametrize("size", PANE_SIZES)
 async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=size) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, size, open_tasks) as (_, pilot, pane):
         await pilot.pause(0.1)
         assert problems_of(pane, RESULTS) == []
         await pilot.press("r")
@@ -574,9 +565,7 @@ async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[
 
 
 async def test_pane_keys_enter_runs_escape_leaves_q_quits(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_tasks) as (app, pilot, pane):
         field = app.query_one("#pane-tasks #duration", Input)
         field.focus()
         await pilot.pause()
@@ -584,18 +573,14 @@ async def test_pane_keys_enter_runs_escape_leaves_q_quits(tmp_path: Path) -> Non
         await eventually(lambda: len(pane.jobs) == 1, within=10)
         assert pane.run is not None
         assert pane.run.action == "fire_and_forget"
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await pilot.pause(0.5)
+        await escape_leaves_the_field(pilot)
+        await quit_with_q(pilot)
     assert app.return_code == 0
 
 
 async def test_pane_fire_and_forget_lesson_on_defaults(tmp_path: Path) -> None:
     """r on defaults, then b and r: from the result line and the table as displayed."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_tasks) as (app, pilot, pane):
         await pilot.press("r")  # fire-and-forget a "fail" job of 0.5 s
         await eventually(lambda: "failed" in pane.outcome_text, within=10)
         assert pane.run is not None
@@ -620,9 +605,7 @@ async def test_pane_fire_and_forget_lesson_on_defaults(tmp_path: Path) -> None:
 
 
 async def test_pane_debounce_and_background_results(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, (100, 30), open_tasks) as (app, pilot, pane):
         app.query_one("#duration", Input).value = "0.1"
         await pilot.click("#pane-tasks #do-background")
         await eventually(lambda: "the next still ran" in pane.outcome_text, within=10)
@@ -636,9 +619,7 @@ async def test_pane_debounce_and_background_results(tmp_path: Path) -> None:
 
 
 async def test_pane_refuses_a_bad_duration(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_tasks(app, pilot)
+    async with live_pane(tmp_path, (120, 40), open_tasks) as (app, pilot, pane):
         app.query_one("#duration", Input).value = "-1"
         await pilot.click("#pane-tasks #do-queue")
         await pilot.pause(0.3)
@@ -691,14 +672,9 @@ FIRE_AND_FORGET_FAILED = frozen_job(
 
 async def show_frozen(pilot: Pilot[Any], jobs: tuple[dict[str, Any], ...], run: Run) -> None:
     """The pane with these jobs in its table and ``run`` as the last action."""
-    assert isinstance(pilot.app, ExplorerApp)
-    while not pilot.app.query(TasksPane):
-        await pilot.pause(0.02)
-    await pilot.press(key_of(TasksPane))
-    pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-    pane = pilot.app.query_one(TasksPane)
+    app, pane = await open_frozen(pilot, TasksPane)
     kinds = pane.query_one("#kind")
-    while not pane.connected or pilot.app.focused is not kinds:  # the app moves focus in
+    while not pane.connected or app.focused is not kinds:  # the app moves focus in
         await pilot.pause(0.02)
     for job in jobs:
         pane.post_message(TasksPane.StreamEvent("job", job))
@@ -708,12 +684,10 @@ async def show_frozen(pilot: Pilot[Any], jobs: tuple[dict[str, Any], ...], run: 
 
 
 def test_tasks_pane_with_a_failed_job(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
-
     async def run_before(pilot: Pilot[Any]) -> None:
         await show_frozen(pilot, BACKGROUND_BATCH, Run("background", job_ids=(1, 2, 3)))
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(100, 30), (140, 45)])
@@ -721,10 +695,9 @@ def test_tasks_pane_after_a_default_run(
     snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """r on defaults: fire-and-forget of a failing job, its error on the result line."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
 
     async def run_before(pilot: Pilot[Any]) -> None:
         jobs = (*BACKGROUND_BATCH[:2], FIRE_AND_FORGET_FAILED)
         await show_frozen(pilot, jobs, Run("fire_and_forget", job_ids=(4,)))
 
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    assert snap_compare(frozen_app(tmp_path), terminal_size=size, run_before=run_before)

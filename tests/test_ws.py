@@ -12,6 +12,7 @@ import re
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,14 @@ from explorer.patterns.ws.frames import FramesLog
 from explorer.patterns.ws.pane import WsPane
 from explorer.patterns.ws.room import BOTS_ROOM
 from explorer.patterns.ws.views import DEFAULT_BOTS, DEFAULT_RATE, DEFAULT_SIZE, VIEWS
-from explorer.registry import PANES
-from explorer.widgets.top_bar import TopBar
 from server import state as app_state
 from server.patterns.ws.manager import WsLimits
 from server.patterns.ws.router import WsState
 from server.patterns.ws.tokens import SUBPROTOCOL, TokenError, TokenSigner, redact
 from server.runner import ServerHandle
 from server.settings import Settings
+from tests import pilots
 from tests.conftest import eventually
-from tests.frozen import FrozenMonitor, key_of
 from tests.layout import problems_of
 
 MESSAGES = 2000
@@ -683,11 +682,48 @@ def test_undelivered_is_bounded() -> None:
     assert len(waits._stamps) <= 100
 
 
+#: the naive room at defaults, 12 s after the stalled client joined: nothing delivered,
+#: the oldest message waiting 7 s, delivered p50/p99 still those of what got through
+FROZEN_BOTS = BotFiguresView(
+    target=20,
+    connected=20,
+    msgs_in_per_s=0.0,
+    msgs_out_per_s=0.0,
+    p50_ms=7.5,
+    p99_ms=12.1,
+    oldest_undelivered_s=7.04,
+    undelivered_growing=True,
+    drops=1,
+    closed_by_server=0,
+    stalled=True,
+    stalled_for_s=12.0,
+    mode="naive",
+    queued_kib=0.0,
+    naive_waiting_s=6.9,
+    last_drop="stalled: send timeout: one send waited over 2 s",
+)
+#: the right form at defaults after the drop: the same room, but it never stopped
+FROZEN_BOTS_RIGHT = replace(
+    FROZEN_BOTS,
+    msgs_in_per_s=40.0,
+    msgs_out_per_s=800.0,
+    oldest_undelivered_s=0.0213,
+    undelivered_growing=False,
+    stalled=False,
+    stalled_dropped=True,
+    stalled_for_s=0.0,
+    mode="right",
+    naive_waiting_s=0.0,
+)
+
+
 @pytest.mark.parametrize(
     "view",
     [
         BotFiguresView(),
-        BotFiguresView(
+        # the naive room's stalled view, every figure at its widest
+        replace(
+            FROZEN_BOTS,
             target=1000,
             connected=1000,
             connecting=True,
@@ -696,12 +732,9 @@ def test_undelivered_is_bounded() -> None:
             p50_ms=123_456.7,
             p99_ms=9_999_999.0,
             oldest_undelivered_s=12_345.6,
-            undelivered_growing=True,
             drops=9999,
             closed_by_server=1000,
-            stalled=True,
             stalled_for_s=999,
-            mode="naive",
             queued_kib=999_999,
             naive_waiting_s=9999.9,
             last_drop="stalled: outbox full: 512 messages, 2097152 bytes waiting (a slow reader)",
@@ -720,9 +753,15 @@ def test_bot_figures_fit_the_pane_at_100x30(view: BotFiguresView) -> None:
 
 
 async def open_ws(app: ExplorerApp, pilot: Pilot[Any]) -> WsPane:
-    await eventually(lambda: app.context is not None and bool(app.query(WsPane)))
-    await pilot.press(str([p.SLUG for p in PANES].index("ws") + 1))
-    return app.query_one(WsPane)
+    return await pilots.open_live(app, pilot, WsPane)
+
+
+#: what the frame log says when the auth tab's button for each refused token is pressed
+AUTH_REFUSALS = {
+    "missing": "closed 1008 token missing",
+    "bad": "closed 1008 token refused: bad signature",
+    "expired": "closed 1008 token expired",
+}
 
 
 def log_text(app: ExplorerApp) -> str:
@@ -730,9 +769,7 @@ def log_text(app: ExplorerApp) -> str:
 
 
 async def test_pane_echo_and_json(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (120, 40), open_ws) as (app, pilot, _):
         app.query_one("#pane-ws #echo-text", Input).value = "hello pane"
         await pilot.click("#pane-ws #echo-send")
         await eventually(lambda: "echo ← hello pane" in log_text(app), within=10)
@@ -747,26 +784,17 @@ async def test_pane_echo_and_json(tmp_path: Path) -> None:
 
 
 async def test_pane_auth_shows_each_refusal_reason(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (120, 40), open_ws) as (app, pilot, _):
         await pilot.click("#pane-ws #tab-auth")
         await pilot.pause(0.1)
-        expected = {
-            "valid": '"type":"echo"',
-            "missing": "closed 1008 token missing",
-            "bad": "closed 1008 token refused: bad signature",
-            "expired": "closed 1008 token expired",
-        }
+        expected = {"valid": '"type":"echo"', **AUTH_REFUSALS}
         for case, text in expected.items():
             await pilot.click(f"#pane-ws #auth-{case}")
             await eventually(lambda text=text: text in log_text(app), within=10)  # type: ignore[misc]
 
 
 async def test_pane_chat_join_say_leave(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (120, 40), open_ws) as (app, pilot, pane):
         await pilot.click("#pane-ws #tab-chat")
         await pilot.pause(0.1)
         await pilot.click("#pane-ws #chat-join")
@@ -818,9 +846,7 @@ async def test_pane_bots_stalled_client_right_vs_naive_oldest_undelivered(tmp_pa
     """The lesson as the figures show it: right, the stalled client is dropped and nothing
     waits long; naive, every message waits on it and the oldest one's age keeps growing
     while delivered p50/p99 stand still."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (100, 30), open_ws) as (app, pilot, pane):
         state: WsState = app_state.state_of(app.server.app).need(WsState)
         await start_pane_bots(app, pilot, LESSON_BOTS, LESSON_RATE, LESSON_SIZE)
         await eventually(lambda: pane.figures_view.connected == LESSON_BOTS, within=30)
@@ -878,9 +904,7 @@ async def test_pane_bots_stalled_client_right_vs_naive_oldest_undelivered(tmp_pa
 async def test_pane_naive_room_flows_again_once_the_stalled_client_goes(tmp_path: Path) -> None:
     """Ending the stalled client (the only thing that moves a naive room on) brings the
     oldest undelivered message back to a young age."""
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (100, 30), open_ws) as (app, pilot, pane):
         await pilot.press("b")
         await start_pane_bots(app, pilot, LESSON_BOTS, LESSON_RATE, LESSON_SIZE)
         await eventually(lambda: pane.figures_view.connected == LESSON_BOTS, within=30)
@@ -898,9 +922,7 @@ async def test_pane_naive_room_flows_again_once_the_stalled_client_goes(tmp_path
 
 
 async def test_pane_closes_every_bot_when_the_app_quits(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (120, 40), open_ws) as (app, pilot, pane):
         await pilot.click("#pane-ws #tab-bots")
         app.query_one("#pane-ws #bots-n", Input).value = "30"
         await pilot.click("#pane-ws #bots-start")
@@ -914,21 +936,16 @@ async def test_pane_closes_every_bot_when_the_app_quits(tmp_path: Path) -> None:
 
 
 async def test_pane_refuses_a_bad_bot_count(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (120, 40), open_ws) as (app, pilot, pane):
         await pilot.click("#pane-ws #tab-bots")
-        app.query_one("#pane-ws #bots-n", Input).value = "1001"
-        await pilot.click("#pane-ws #bots-start")
+        await pilots.enter_and_click(pilot, "#pane-ws #bots-n", "1001", "#pane-ws #bots-start")
         await pilot.pause(0.3)
         assert pane.swarm is None
-        assert any("Invalid input" in (n.title or "") for n in app._notifications)
+        assert pilots.told_invalid_input(app)
 
 
 async def test_pane_says_what_blocking_mode_does_on_each_tab(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (100, 30), open_ws) as (_, pilot, pane):
 
         def lesson() -> str:
             return str(pane.query_one("#lesson", Static).content)
@@ -949,9 +966,7 @@ async def test_pane_says_what_blocking_mode_does_on_each_tab(tmp_path: Path) -> 
 
 
 async def test_pane_code_view_shows_the_broadcast_that_runs(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (120, 40), open_ws) as (_, pilot, pane):
         pane.view = "bots"
         titles = [b.title for b in pane.code_blocks()]
         assert "server: the broadcast, right" in titles
@@ -987,9 +1002,7 @@ async def visit_every_tab(pilot: Pilot[Any], pane: WsPane) -> dict[str, list[str
 async def test_pane_is_whole_on_every_tab_before_and_after_a_run(
     tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=size) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, size, open_ws) as (app, pilot, pane):
         assert await visit_every_tab(pilot, pane) == {view: [] for view in VIEWS}
         # a run on every tab: an echo, a ping, a join, a token, three bots
         for view in VIEWS:
@@ -1010,9 +1023,7 @@ async def test_pane_is_whole_on_every_tab_before_and_after_a_run(
 
 
 async def test_enter_in_each_field_runs_it_and_escape_leaves_it(tmp_path: Path) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (100, 30), open_ws) as (app, pilot, pane):
 
         async def enter_in(view: str, field: str, text: str | None = None) -> None:
             await pilot.click(f"#pane-ws #tab-{view}")
@@ -1044,11 +1055,8 @@ async def test_enter_in_each_field_runs_it_and_escape_leaves_it(tmp_path: Path) 
             swarms.append(pane.swarm)
             await eventually(lambda: pane.figures_view.connected == 2, within=30)
         # Escape leaves the field; the app's keys work again, q quits.
-        app.query_one("#pane-ws #bots-size", Input).focus()
-        await pilot.press("escape")
-        assert not isinstance(app.focused, Input)
-        await pilot.press("q")
-        await eventually(lambda: app.return_code is not None, within=10)
+        await pilots.escape_leaves_the_field(pilot, app.query_one("#pane-ws #bots-size", Input))
+        await pilots.quit_with_q(pilot)
     assert app.return_code == 0
     await eventually(lambda: not bot_tasks(), within=15)
 
@@ -1062,9 +1070,7 @@ def visible_log_text(log: FramesLog) -> str:
 async def test_frames_log_follows_the_tail_across_tabs_and_keeps_a_scrolled_place(
     tmp_path: Path,
 ) -> None:
-    app = ExplorerApp(Settings(port=0, data_dir=tmp_path))
-    async with app.run_test(size=(100, 30)) as pilot:
-        pane = await open_ws(app, pilot)
+    async with pilots.live_pane(tmp_path, (100, 30), open_ws) as (app, pilot, pane):
         log = app.query_one("#pane-ws #frames", FramesLog)
         await pilot.click("#pane-ws #tab-bots")  # the shortest log
         for i in range(8):  # one at a time past its height: the scrollbar comes mid-way
@@ -1079,12 +1085,7 @@ async def test_frames_log_follows_the_tail_across_tabs_and_keeps_a_scrolled_plac
         for view in ("bots", "json", "chat", "auth"):
             await pilot.click(f"#pane-ws #tab-{view}")
             await pilot.pause(0.1)
-        expected = {
-            "missing": "closed 1008 token missing",
-            "bad": "closed 1008 token refused: bad signature",
-            "expired": "closed 1008 token expired",
-        }
-        for case, text in expected.items():
+        for case, text in AUTH_REFUSALS.items():
             await pilot.click(f"#pane-ws #auth-{case}")
             await eventually(lambda text=text: text in log_text(app), within=10)  # type: ignore[misc]
             await pilot.pause(0.1)
@@ -1109,42 +1110,6 @@ async def test_frames_log_follows_the_tail_across_tabs_and_keeps_a_scrolled_plac
 # -- snapshot (every live number frozen) ------------------------------------------------
 
 
-#: the naive room at defaults, 12 s after the stalled client joined: nothing delivered,
-#: the oldest message waiting 7 s, delivered p50/p99 still those of what got through
-FROZEN_BOTS = BotFiguresView(
-    target=20,
-    connected=20,
-    msgs_in_per_s=0.0,
-    msgs_out_per_s=0.0,
-    p50_ms=7.5,
-    p99_ms=12.1,
-    oldest_undelivered_s=7.04,
-    undelivered_growing=True,
-    drops=1,
-    closed_by_server=0,
-    stalled=True,
-    stalled_for_s=12.0,
-    mode="naive",
-    queued_kib=0.0,
-    naive_waiting_s=6.9,
-    last_drop="stalled: send timeout: one send waited over 2 s",
-)
-#: the right form at defaults after the drop: the room never stopped
-FROZEN_BOTS_RIGHT = BotFiguresView(
-    target=20,
-    connected=20,
-    msgs_in_per_s=40.0,
-    msgs_out_per_s=800.0,
-    p50_ms=7.5,
-    p99_ms=12.1,
-    oldest_undelivered_s=0.0213,
-    drops=1,
-    closed_by_server=0,
-    stalled_dropped=True,
-    mode="right",
-    queued_kib=0.0,
-    last_drop="stalled: send timeout: one send waited over 2 s",
-)
 BOT_LINES = (
     f"bots: connecting {DEFAULT_BOTS} to /ws/chat/bots",
     f"bots: {DEFAULT_BOTS} connected, chatting at {DEFAULT_RATE} msg/s of {DEFAULT_SIZE} chars",
@@ -1170,14 +1135,9 @@ def frozen_ws_pane(
     """A ``run_before`` that opens the pane on ``view`` with every live number frozen."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        while not pilot.app.query(WsPane):
-            await pilot.pause(0.02)
-        await pilot.press(key_of(WsPane))
-        pilot.app.query_one(TopBar).url = "http://127.0.0.1:8000"
-        pane = pilot.app.query_one(WsPane)
+        app, pane = await pilots.open_frozen(pilot, WsPane)
         await pilot.click(f"#pane-ws #tab-{view}")
-        pilot.app.blocking_switch.set(blocking)
+        app.blocking_switch.set(blocking)
         pane.figures_timer.pause()
         if figures is not None:
             pane.figures_view = figures
@@ -1188,26 +1148,22 @@ def frozen_ws_pane(
         for line in lines:
             pane.say(line)
         await pilot.pause(0.2)
-        pilot.app.clear_notifications()
+        app.clear_notifications()
         await pilot.pause(0.1)
 
     return run_before
-
-
-def frozen_app(tmp_path: Path) -> ExplorerApp:
-    return ExplorerApp(Settings(port=0, data_dir=tmp_path), monitor_source=FrozenMonitor())
 
 
 def test_ws_pane_bots_stalled_by_the_naive_broadcast(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
     run_before = frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_ws_pane_bots_naive_at_100x30(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
     run_before = frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_ws_pane_bots_right_after_the_drop_at_100x30(
@@ -1215,11 +1171,11 @@ def test_ws_pane_bots_right_after_the_drop_at_100x30(
 ) -> None:
     lines = (*BOT_LINES, "stalled client: dropped by the server (send timeout)")
     run_before = frozen_ws_pane("bots", lines, FROZEN_BOTS_RIGHT, blocking=False)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_ws_pane_auth_refusals_at_140x45(
     snap_compare: Any, utc_clock: None, tmp_path: Path
 ) -> None:
     run_before = frozen_ws_pane("auth", AUTH_LINES, None, blocking=False)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)
+    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)
