@@ -9,6 +9,8 @@ pattern that uses another's resource names it with a visible import
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar, cast
 
 from starlette.applications import Starlette
@@ -65,9 +67,19 @@ class AppState:
         self._resources[kind] = value
         return value
 
-    def withdraw(self, kind: type[object]) -> None:
-        """Forget the app's ``kind`` (its owner closed it)."""
-        self._resources.pop(kind, None)
+    @asynccontextmanager
+    async def opened(
+        self, kind: type[T], value: T, close: Callable[[], Awaitable[object]] | None = None
+    ) -> AsyncIterator[T]:
+        """``value`` as the app's ``kind`` for the block (a pattern's lifespan), closed with
+        ``close`` when the block ends. It stays readable afterwards, closed: tests and
+        tools read a resource's final state once the server has stopped."""
+        self.provide(kind, value)
+        try:
+            yield value
+        finally:
+            if close is not None:
+                await close()
 
     def find(self, kind: type[T]) -> T | None:
         """The app's ``kind``, or ``None`` when its pattern is not mounted or not started."""

@@ -79,13 +79,11 @@ async def cache_lifespan(app: FastAPI) -> AsyncIterator[None]:
     limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
     cache: TTLCache[str, Computed] = TTLCache(CACHE_SIZE)
     state = state_of(app)
-    async with httpx.AsyncClient(limits=limits, timeout=CLIENT_TIMEOUT, trust_env=False) as http:
-        state.provide(CacheParts, CacheParts(cache, UpstreamLedger(), http))
-        try:
-            yield
-        finally:
-            state.withdraw(CacheParts)
-            await cache.close()  # cancels computations in flight before the client closes
+    client = httpx.AsyncClient(limits=limits, timeout=CLIENT_TIMEOUT, trust_env=False)
+    parts = CacheParts(cache, UpstreamLedger(), client)
+    # exits in reverse: cache.close() cancels the computations in flight, then the client
+    async with client, state.opened(CacheParts, parts, cache.close):
+        yield
 
 
 router = APIRouter(prefix="/cache", tags=["cache"], lifespan=cache_lifespan)

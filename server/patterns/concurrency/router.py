@@ -64,13 +64,9 @@ async def concurrency_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
     timeout = httpx.Timeout(READ_TIMEOUT_S, connect=2.0, pool=POOL_TIMEOUT_S)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
-        state = state_of(app)
-        state.provide(DemoClient, DemoClient(client))
-        try:
-            yield
-        finally:
-            state.withdraw(DemoClient)
+    client = httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+    async with client, state_of(app).opened(DemoClient, DemoClient(client)):
+        yield
 
 
 router = APIRouter(prefix="/concurrency", tags=["concurrency"], lifespan=concurrency_lifespan)

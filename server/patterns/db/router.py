@@ -106,12 +106,8 @@ async def db_lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = state.settings
     database = Database(settings.data_dir, settings.database_url)
     database.start()
-    state.provide(Database, database)
-    try:
+    async with state.opened(Database, database, database.close):
         yield
-    finally:
-        state.withdraw(Database)
-        await database.close()
 
 
 router = APIRouter(prefix="/db", tags=["db"], lifespan=db_lifespan)

@@ -70,13 +70,10 @@ async def sse_lifespan(app: FastAPI) -> AsyncIterator[None]:
     ``tasks`` pattern, when mounted, is open here; without it the feed has no job topic.
     """
     state = state_of(app)
-    hub = state.provide(SseHub, SseHub(state.monitor, state.find(JobStore)))
+    hub = SseHub(state.monitor, state.find(JobStore))
     hub.start()
-    try:
+    async with state.opened(SseHub, hub, hub.close):
         yield
-    finally:
-        state.withdraw(SseHub)
-        await hub.close()
 
 
 router = APIRouter(prefix="/sse", tags=["sse"], lifespan=sse_lifespan)

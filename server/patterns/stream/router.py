@@ -80,11 +80,9 @@ async def stream_lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir / "uploads", settings.upload_max_bytes, settings.upload_ttl_s
     )
     await uploads.open()
-    state.provide(StreamState, StreamState(files, uploads, DownloadBook()))
-    try:
+    parts = StreamState(files, uploads, DownloadBook())
+    async with state.opened(StreamState, parts, uploads.close):
         yield
-    finally:
-        await uploads.close()
 
 
 router = APIRouter(prefix="/stream", tags=["stream"], lifespan=stream_lifespan)

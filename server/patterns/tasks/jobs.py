@@ -113,28 +113,15 @@ class JobStore(JobSupervisor):
     # -- opening and closing ---------------------------------------------------------------
 
     @classmethod
-    async def open(
-        cls,
-        path: Path,
-        *,
-        queue_size: int = QUEUE_SIZE,
-        workers: int = WORKERS,
-        job_timeout_s: float = JOB_TIMEOUT_S,
-        history: int = HISTORY,
-    ) -> JobStore:
-        """Open (or create) the database at ``path`` and start the workers.
+    async def open(cls, path: Path) -> JobStore:
+        """Open (or create) the database at ``path`` and start the workers, with the
+        module's bounds.
 
         Jobs a previous process left pending or running never finished: they are marked
         "lost" before anything else happens.
         """
-        journal, jobs = await JobJournal.open(path, history)
-        store = cls(
-            journal,
-            queue_size=queue_size,
-            workers=workers,
-            job_timeout_s=job_timeout_s,
-            history=history,
-        )
+        journal, jobs = await JobJournal.open(path, HISTORY)
+        store = cls(journal)
         for job in jobs:
             store._jobs[job.id] = job
         return store

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Query, status
@@ -54,11 +55,8 @@ async def tasks_lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = state_of(app)
     settings = state.settings
     store = await JobStore.open(jobs_database(settings.data_dir))
-    state.provide(JobStore, store)
-    try:
+    async with state.opened(JobStore, store, partial(store.close, grace_s=settings.job_grace_s)):
         yield
-    finally:
-        await store.close(grace_s=settings.job_grace_s)
 
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], lifespan=tasks_lifespan)

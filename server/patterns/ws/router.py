@@ -85,12 +85,11 @@ async def ws_lifespan(app: FastAPI) -> AsyncIterator[None]:
     limits = state.find(WsLimits) or WsLimits()
     switch = state.blocking
     manager = ConnectionManager(limits, naive=lambda: switch.enabled)
-    state.provide(WsState, WsState(limits, manager, TokenSigner()))
     redaction = RedactionInstalled()
     try:
-        yield
+        async with state.opened(WsState, WsState(limits, manager, TokenSigner()), manager.close):
+            yield
     finally:
-        await manager.close()
         redaction.remove()
 
 
