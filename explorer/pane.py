@@ -37,11 +37,16 @@ class Teaching:
     lesson: str
     #: said instead in blocking mode; empty when the choice has no pitfall form
     pitfall: str = ""
+    #: said after the lesson in blocking mode by a choice with no pitfall form (where to
+    #: find one instead); empty: the lesson alone
+    no_pitfall: str = ""
 
     def line(self, blocking: bool) -> LessonLine:
         """The lesson line for this choice in the current mode."""
         if blocking and self.pitfall:
             return LessonLine(self.pitfall, pitfall=True)
+        if blocking:
+            return LessonLine(self.lesson + self.no_pitfall)
         return LessonLine(self.lesson)
 
 
