@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import httpx
@@ -74,21 +74,13 @@ class SsePane(PatternPane):
     SsePane #events { height: 1fr; min-height: 3; }
     """
 
+    @dataclass
     class FeedEvent(Message):
         """An event from /sse/feed, or a connection change (``event`` open/closed)."""
 
-        def __init__(self, event: str, event_id: str, data: str) -> None:
-            super().__init__()
-            self.event = event
-            self.event_id = event_id
-            self.data = data
-
-    class Figures(Message):
-        """``GET /sse/stats``."""
-
-        def __init__(self, stats: dict[str, Any]) -> None:
-            super().__init__()
-            self.stats = stats
+        event: str
+        event_id: str
+        data: str
 
     #: the button pressed last: which lesson and which code the pane shows
     last_action: reactive[str] = reactive("follow", init=False)
@@ -295,19 +287,10 @@ class SsePane(PatternPane):
     @work(group="sse-stats")
     async def poll_stats(self) -> None:
         """The server's own counts, twice a second, for as long as the pane lives."""
-        while True:
-            if not self.display:  # hidden behind another pane: cost the server nothing
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                response = await self.context.http.get("/sse/stats")
-                self.post_message(self.Figures(response.json()))
-            except (httpx.HTTPError, ValueError):
-                pass  # the server is starting or stopping; the next poll will say
-            await asyncio.sleep(0.5)
+        await self.poll_while_shown("/sse/stats", 0.5, self._got_stats)
 
-    def on_sse_pane_figures(self, message: Figures) -> None:
-        self.server = message.stats
+    def _got_stats(self, stats: dict[str, Any]) -> None:
+        self.server = stats
 
     def _show_figures(self) -> None:
         """Redraw the figures (4 Hz), only when a number in them has changed."""

@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import httpx
@@ -82,18 +82,12 @@ class StreamPane(PatternPane):
     StreamPane #results { height: 1fr; min-height: 3; }
     """
 
+    @dataclass
     class Done(Message):
         """A request finished: what to log."""
 
-        def __init__(self, line: str, ok: bool = True) -> None:
-            super().__init__()
-            self.line = line
-            self.ok = ok
-
-    class Figures(Message):
-        def __init__(self, stats: dict[str, Any]) -> None:
-            super().__init__()
-            self.stats = stats
+        line: str
+        ok: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -264,19 +258,11 @@ class StreamPane(PatternPane):
 
     @work(group="stream-stats")
     async def poll_stats(self) -> None:
-        while True:
-            if not self.display:  # hidden behind another pane: cost the server nothing
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                response = await self.context.http.get("/stream/stats")
-                self.post_message(self.Figures(response.json()))
-            except (httpx.HTTPError, ValueError):
-                pass  # the server is starting or stopping; the next poll will say
-            await asyncio.sleep(REFRESH_S)
+        """The server's memory and books, 4 times a second, for as long as the pane lives."""
+        await self.poll_while_shown("/stream/stats", REFRESH_S, self._got_stats)
 
-    def on_stream_pane_figures(self, message: Figures) -> None:
-        self.server = message.stats
+    def _got_stats(self, stats: dict[str, Any]) -> None:
+        self.server = stats
 
     def on_stream_pane_done(self, message: Done) -> None:
         self._log.write_line(message.line)

@@ -108,22 +108,20 @@ class TasksPane(PatternPane):
     TasksPane #jobs { height: 1fr; min-height: 4; overflow-x: hidden; }
     """
 
+    @dataclass
     class StreamEvent(Message):
         """A ``snapshot`` or ``job`` event from /tasks/stream, or a connection status."""
 
-        def __init__(self, event: str, data: Any) -> None:
-            super().__init__()
-            self.event = event
-            self.data = data
+        event: str
+        data: Any
 
+    @dataclass
     class ActionDone(Message):
         """A button's requests came back: the jobs they made, or why not."""
 
-        def __init__(self, run: Run, outcome: str, ok: bool) -> None:
-            super().__init__()
-            self.run = run
-            self.outcome = outcome
-            self.ok = ok
+        run: Run
+        outcome: str
+        ok: bool
 
     last_action: reactive[str] = reactive("fire_and_forget", init=False)
     connected: reactive[bool] = reactive(False, init=False)

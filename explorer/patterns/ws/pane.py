@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -47,12 +48,11 @@ class WsPane(PatternPane):
     TITLE: ClassVar[str] = "WebSocket"
     SUMMARY: ClassVar[str] = "echo, JSON, token auth, chat; naive broadcast vs outboxes"
 
+    @dataclass
     class Line(Message):
         """A line for the frame log."""
 
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+        text: str
 
     view: reactive[str] = reactive("echo", init=False)
     chat_joined: reactive[bool] = reactive(False, init=False)
