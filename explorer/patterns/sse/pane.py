@@ -12,7 +12,6 @@ import httpx
 from httpx_sse import aconnect_sse
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label
@@ -27,6 +26,7 @@ from explorer.patterns.sse.figures import (
     figures_text,
     leave_result,
 )
+from explorer.widgets.control_row import ControlRow
 from explorer.widgets.follow_log import FollowLog
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
@@ -62,10 +62,7 @@ class SsePane(PatternPane):
     SUMMARY: ClassVar[str] = "a feed with ids, heartbeat and resume; many subscribers; leaks"
 
     DEFAULT_CSS = """
-    SsePane #controls, SsePane #swarm-controls { height: 1; }
     SsePane #swarm-controls { margin-top: 1; }
-    SsePane Button { min-width: 0; margin-right: 1; }
-    SsePane Label { padding: 0 1 0 0; }
     SsePane #subscribers { width: 6; margin-right: 1; }
     /* a fixed height: a lesson of another length must not resize the log below (a log
        no longer at its end stops following new lines) */
@@ -102,13 +99,13 @@ class SsePane(PatternPane):
         self._swarm_tasks: set[asyncio.Task[None]] = set()
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
+        with ControlRow(id="controls"):
             yield Button("Follow feed", id="follow", variant="primary", compact=True)
             yield Button("Drop", id="drop", compact=True)
             yield Button("Resume", id="resume", compact=True)
             yield Button("Ticker, leave after 3", id="leave", compact=True)
             yield Button("End leaks", id="end-leaks", compact=True)
-        with Horizontal(id="swarm-controls"):
+        with ControlRow(id="swarm-controls"):
             yield Label("subscribers")
             yield number_input("subscribers", "100", 1, 1000, "Subscribers")
             yield Button("Open swarm", id="swarm-open", compact=True)

@@ -12,13 +12,13 @@ from typing import Any, ClassVar
 import httpx
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar
 
 from explorer.code_source import SourceBlock, source_of
 from explorer.pane import Lesson, LessonLine, PatternPane, Teaching
 from explorer.patterns.stream.figures import MiB, Transfer, transfer_text
+from explorer.widgets.control_row import ControlRow
 from explorer.widgets.follow_log import FollowLog
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
@@ -68,16 +68,15 @@ class StreamPane(PatternPane):
     SUMMARY: ClassVar[str] = "downloads with progress and Range, CSV and report streams, uploads"
 
     DEFAULT_CSS = """
-    StreamPane #controls, StreamPane #more { height: 1; }
     StreamPane #more { margin-top: 1; }
-    StreamPane Button { min-width: 0; margin-right: 1; }
-    StreamPane Label { padding: 0 1 0 0; }
     StreamPane #size { width: 6; margin-right: 1; }
     /* a fixed height: a lesson of another length must not resize the log below (a log
        no longer at its end stops following new lines) */
     StreamPane Lesson { height: 3; margin-top: 1; }
     StreamPane #progress { height: 1; }
     StreamPane #progress Bar { width: 1fr; }
+    /* the bar's percentage (a Label) keeps a space at its right */
+    StreamPane #progress Label { padding: 0 1 0 0; }
     StreamPane #transfer { height: 4; }
     StreamPane #results { height: 1fr; min-height: 3; }
     """
@@ -100,13 +99,13 @@ class StreamPane(PatternPane):
         self._log = FollowLog(max_lines=300, id="results")
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
+        with ControlRow(id="controls"):
             yield Label("size (MiB)")
             yield number_input("size", "64", 1, 1024, "File size (MiB)")
             yield Button("Download", id="download", variant="primary", compact=True)
             yield Button("Cancel", id="cancel", compact=True)
             yield Button("Generate", id="generate", compact=True)
-        with Horizontal(id="more"):
+        with ControlRow(id="more"):
             yield Button("CSV export", id="csv", compact=True)
             yield Button("Report", id="report", compact=True)
             yield Button("Upload", id="upload", compact=True)

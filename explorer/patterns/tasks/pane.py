@@ -12,7 +12,6 @@ from httpx_sse import aconnect_sse
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Static
@@ -22,6 +21,7 @@ from explorer.pane import Lesson, LessonLine, PatternPane, Teaching
 from explorer.patterns.tasks.outcome import Run, outcome_of
 from explorer.patterns.tasks.table import COLUMNS, STATE_STYLE, STATES, job_cells
 from explorer.widgets.choice_buttons import choice_buttons
+from explorer.widgets.control_row import ControlRow
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
 from server.monitor import Stall
@@ -95,12 +95,9 @@ class TasksPane(PatternPane):
     OUTCOME_REFRESH_S = 0.5
 
     DEFAULT_CSS = """
-    TasksPane #controls, TasksPane #actions { height: 1; }
-    TasksPane #controls Label { padding: 0 1 0 0; }
     TasksPane #kind { width: auto; layout: horizontal; margin-right: 2; }
     TasksPane #kind RadioButton { width: auto; margin-right: 1; }
     TasksPane #duration { width: 10; }
-    TasksPane #actions Button { min-width: 0; margin-right: 1; }
     TasksPane Lesson { max-height: 3; margin-top: 1; }
     TasksPane #outcome { height: 2; }
     TasksPane #counts { height: 1; }
@@ -142,14 +139,14 @@ class TasksPane(PatternPane):
         self.queue_info: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
+        with ControlRow(id="controls"):
             yield Label("kind")
             with RadioSet(id="kind", compact=True):
                 for kind in KINDS:
                     yield RadioButton(kind, value=kind == "fail", id=f"kind-{kind}", compact=True)
             yield Label("duration (s)")
             yield number_input("duration", "0.5", 0, 30, "Job duration (s)")
-        with Horizontal(id="actions"):
+        with ControlRow(id="actions"):
             yield from choice_buttons(((a.key, a.label) for a in ACTIONS), "do", "fire_and_forget")
         yield Lesson(id="lesson")
         yield self._outcome

@@ -5,14 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from explorer.tools.report.scenario import (
-    Outcome,
-    Scenario,
-    ScenarioError,
-    ScenarioRun,
-    expect,
-    fetch_json,
-)
+from explorer.tools.report.scenario import Outcome, Scenario, ScenarioError, ScenarioRun, expect
 
 FIRE_JOBS = 10
 FINISHED = {"done", "failed", "cancelled", "lost"}
@@ -31,7 +24,7 @@ async def tasks_fire_and_forget(run: ScenarioRun) -> Outcome:
     requests = len(accepted)
     deadline = time.perf_counter() + HEARD_WITHIN_S
     while time.perf_counter() < deadline:
-        listing = await fetch_json(run, "/tasks/jobs", {"limit": 200})
+        listing = expect(await run.http.get("/tasks/jobs", params={"limit": 200})).json()
         requests += 1
         states = {j["id"]: j["state"] for j in listing["jobs"] if j["id"] in ids}
         if len(states) == len(ids) and set(states.values()) <= FINISHED:
