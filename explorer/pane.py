@@ -9,10 +9,13 @@ pane on Enter in a field, and refuses bad input the same way in every pane.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import httpx
 from rich.text import Text
 from textual import on
 from textual.containers import Vertical
@@ -37,11 +40,16 @@ class Teaching:
     lesson: str
     #: said instead in blocking mode; empty when the choice has no pitfall form
     pitfall: str = ""
+    #: said after the lesson in blocking mode by a choice with no pitfall form (where to
+    #: find one instead); empty: the lesson alone
+    no_pitfall: str = ""
 
     def line(self, blocking: bool) -> LessonLine:
         """The lesson line for this choice in the current mode."""
         if blocking and self.pitfall:
             return LessonLine(self.pitfall, pitfall=True)
+        if blocking:
+            return LessonLine(self.lesson + self.no_pitfall)
         return LessonLine(self.lesson)
 
 
@@ -73,6 +81,8 @@ class PatternPane(Vertical):
     SLUG: ClassVar[str]
     TITLE: ClassVar[str]
     SUMMARY: ClassVar[str]
+    #: how often a hidden pane's poll looks again whether it is shown
+    HIDDEN_POLL_S: ClassVar[float] = 0.5
 
     DEFAULT_CSS = """
     PatternPane { padding: 0 1; }
@@ -149,3 +159,20 @@ class PatternPane(Vertical):
             self.refuse(reason, field)
             return False
         return True
+
+    async def poll_while_shown(
+        self, path: str, every_s: float, deliver: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """GET ``path`` every ``every_s`` and hand its JSON to ``deliver``, for as long as the
+        calling worker lives.
+
+        While the pane is hidden behind another it sends nothing (it costs the server
+        nothing); a failed poll (the server starting or stopping) is skipped: the next says.
+        """
+        while True:
+            if not self.display:
+                await asyncio.sleep(self.HIDDEN_POLL_S)
+                continue
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                deliver((await self.context.http.get(path)).json())
+            await asyncio.sleep(every_s)

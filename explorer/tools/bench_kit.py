@@ -10,6 +10,7 @@ the run, and every wait is bounded.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import fcntl
@@ -93,6 +94,21 @@ def header_line(command: str = "bench") -> str:
         f"({platform.python_implementation()}), {platform.platform()}, "
         f"{os.cpu_count()} CPUs, {today}"
     )
+
+
+def bench_parser(
+    slug: str, description: str, *, json_option: bool = False
+) -> argparse.ArgumentParser:
+    """The command line of pattern ``slug``'s benchmark (``python -m`` its ``bench`` module).
+
+    With ``json_option``, ``--json FILE`` too: where :func:`write_json` puts the figures.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m explorer.patterns.{slug}.bench", description=description
+    )
+    if json_option:
+        parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    return parser
 
 
 def write_json(path: str, figures: Mapping[str, Any], command: str) -> bool:

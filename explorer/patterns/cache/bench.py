@@ -29,6 +29,7 @@ from explorer.tools.bench_kit import (
     REQUEST_TIMEOUT_S,
     BenchError,
     base_url,
+    bench_parser,
     format_table,
     free_port,
     header_line,
@@ -275,17 +276,17 @@ def render(figures: dict[str, Any], args: argparse.Namespace) -> tuple[str, dict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m explorer.patterns.cache.bench",
-        description="Shared vs per-request httpx client requests/s and connections, cache "
+    parser = bench_parser(
+        "cache",
+        "Shared vs per-request httpx client requests/s and connections, cache "
         "hit vs miss latency, and single flight vs stampede, against `serve`.",
+        json_option=True,
     )
     parser.add_argument("--calls", type=int, default=200, help="calls per client run (1-1000)")
     parser.add_argument("--concurrency", type=int, default=10, help="calls at once (1-50)")
     parser.add_argument("--rounds", type=int, default=3, help="shared/per-request pairs")
     parser.add_argument("--lookups", type=int, default=50, help="cache hits and misses each")
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay of a miss (s)")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return parser
 
 

@@ -15,7 +15,6 @@ in-process, without HTTP, so the figures are the database patterns' own.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -27,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from explorer.tools.bench_kit import bench_parser
 from server.patterns.db import Database
 from server.patterns.db.router import insert_batch, insert_row_by_row, per_request_connection, slow
 
@@ -165,9 +165,8 @@ def table(results: list[Figures], rows: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m explorer.patterns.db.bench",
-        description="Database pattern figures on SQLite (aiosqlite) and PostgreSQL (asyncpg).",
+    parser = bench_parser(
+        "db", "Database pattern figures on SQLite (aiosqlite) and PostgreSQL (asyncpg)."
     )
     parser.add_argument(
         "--database-url",

@@ -15,7 +15,6 @@ aiosqlite, seeded in the background when the server starts: every form first wai
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -24,8 +23,9 @@ from explorer.tools.report.scenario import (
     Scenario,
     ScenarioError,
     ScenarioRun,
-    expect,
+    fetch_json,
     gather_all,
+    poll_until,
 )
 
 #: how long the server may take to connect and seed (SQLite: well under a second)
@@ -35,21 +35,26 @@ GAVE_UP = {"unavailable", "closed"}
 
 async def database_ready(run: ScenarioRun) -> Outcome:
     """The warm-up: wait until ``/db/status`` says the database is ready."""
-    deadline = time.perf_counter() + READY_WITHIN_S
     requests = 0
-    while True:
-        status = expect(await run.http.get("/db/status")).json()
+
+    async def read_status() -> dict[str, Any]:
+        nonlocal requests
         requests += 1
-        if status["state"] == "ready":
-            return Outcome(requests, f"{status['backend']} via {status['driver']}")
-        if status["state"] in GAVE_UP:
-            raise ScenarioError(f"database {status['state']}: {status['error']}")
-        if time.perf_counter() > deadline:
-            raise ScenarioError(
-                f"database still {status['state']} after {READY_WITHIN_S:g} s "
-                f"(seed {status['seed_progress']:.0%})"
-            )
-        await asyncio.sleep(0.05)
+        return await fetch_json(run, "/db/status")
+
+    last = await poll_until(
+        read_status,
+        lambda status: status["state"] == "ready" or status["state"] in GAVE_UP,
+        within_s=READY_WITHIN_S,
+        every_s=0.05,
+        late=lambda status: (
+            f"database still {status['state']} after {READY_WITHIN_S:g} s "
+            f"(seed {status['seed_progress']:.0%})"
+        ),
+    )
+    if last["state"] in GAVE_UP:
+        raise ScenarioError(f"database {last['state']}: {last['error']}")
+    return Outcome(requests, f"{last['backend']} via {last['driver']}")
 
 
 REPORTS = 4
@@ -62,7 +67,7 @@ async def db_slow_report(run: ScenarioRun) -> Outcome:
 
     async def answered_after() -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
-        body: dict[str, Any] = expect(await run.http.get(url)).json()
+        body = await fetch_json(run, url)
         return body, time.perf_counter() - started
 
     answers = await gather_all(*(answered_after() for _ in range(REPORTS)))
@@ -88,7 +93,7 @@ async def db_dashboard(run: ScenarioRun) -> Outcome:
     overlapped: list[bool] = []
     for _ in range(DASHBOARDS):
         params = {"mode": "pool", "latency_ms": str(DASHBOARD_LATENCY_MS)}
-        body = expect(await run.http.get("/db/dashboard", params=params)).json()
+        body = await fetch_json(run, "/db/dashboard", params)
         if body["failed"]:
             raise ScenarioError(f"dashboard: {body['failed']} queries failed: {body['error']}")
         walls.append(body["wall_ms"])
@@ -124,7 +129,7 @@ async def db_posts(run: ScenarioRun) -> Outcome:
     posts = comments = 0
     for _ in range(POST_PAGES):
         params = {"limit": str(POSTS), "strategy": "prefetch"}
-        body = expect(await run.http.get("/db/posts", params=params)).json()
+        body = await fetch_json(run, "/db/posts", params)
         queries.append(body["queries"])
         effective = body["effective"]
         posts = len(body["posts"])

@@ -17,7 +17,12 @@ WATCH_S = 1.0
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (0 when there are none)."""
+    """The ``q`` quantile of ``values`` (0 when there are none): the value at index ``q·n``.
+
+    Not the monitor's nearest rank (``server.monitor.records.percentile``): on an exact rank
+    this takes the sample above it (p99 of 100 lags is the 100th, not the 99th), and the
+    swarm's figures have always been read that way.
+    """
     if not values:
         return 0.0
     ordered = sorted(values)

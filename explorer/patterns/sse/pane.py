@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import httpx
 from httpx_sse import aconnect_sse
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label
 
 from explorer.code_source import SourceBlock, source_of
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane, Teaching
 from explorer.patterns.sse.figures import (
     WATCH_S,
     Leave,
@@ -26,8 +26,10 @@ from explorer.patterns.sse.figures import (
     figures_text,
     leave_result,
 )
+from explorer.widgets.control_row import ControlRow
 from explorer.widgets.follow_log import FollowLog
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.live_text import LiveText
+from explorer.widgets.number_field import number_input
 from server.monitor import Stall
 from server.patterns.sse import router as routes
 
@@ -35,6 +37,21 @@ from server.patterns.sse import router as routes
 REFRESH_S = 0.25
 #: events kept in the log view
 LOG_LINES = 300
+
+#: what following the feed teaches (it has no pitfall form)
+FEED_LESSON = Teaching(
+    lesson="Every event has an id. Drop, wait, Resume: Last-Event-ID makes the server "
+    "replay from its ring, no gap, no duplicate ('missed' if it no longer can).",
+    no_pitfall=" The feed has no pitfall form: try 'Ticker, leave after 3'.",
+)
+#: what leaving the ticker teaches, and its pitfall
+TICKER_LESSON = Teaching(
+    lesson="The generator ticks itself: when you leave, FastAPI cancels it and "
+    "nothing ticks on (the ticker line counts what does). Press b, try again.",
+    pitfall="Blocking mode: the ticker hands its ticking to a producer task it never "
+    "cancels. FastAPI cancels the generator when you leave; the producer "
+    "ticks on for nobody (the ticker line) until End leaks.",
+)
 
 
 class SsePane(PatternPane):
@@ -45,34 +62,22 @@ class SsePane(PatternPane):
     SUMMARY: ClassVar[str] = "a feed with ids, heartbeat and resume; many subscribers; leaks"
 
     DEFAULT_CSS = """
-    SsePane #controls, SsePane #swarm-controls { height: 1; }
     SsePane #swarm-controls { margin-top: 1; }
-    SsePane Button { min-width: 0; margin-right: 1; }
-    SsePane Label { padding: 0 1 0 0; }
     SsePane #subscribers { width: 6; margin-right: 1; }
     /* a fixed height: a lesson of another length must not resize the log below (a log
        no longer at its end stops following new lines) */
-    SsePane #lesson { height: 3; color: $text-muted; margin-top: 1; }
-    SsePane #lesson.-blocking { color: $error; }
+    SsePane Lesson { height: 3; margin-top: 1; }
     SsePane #figures { height: 4; }
     SsePane #events { height: 1fr; min-height: 3; }
     """
 
+    @dataclass
     class FeedEvent(Message):
         """An event from /sse/feed, or a connection change (``event`` open/closed)."""
 
-        def __init__(self, event: str, event_id: str, data: str) -> None:
-            super().__init__()
-            self.event = event
-            self.event_id = event_id
-            self.data = data
-
-    class Figures(Message):
-        """``GET /sse/stats``."""
-
-        def __init__(self, stats: dict[str, Any]) -> None:
-            super().__init__()
-            self.stats = stats
+        event: str
+        event_id: str
+        data: str
 
     #: the button pressed last: which lesson and which code the pane shows
     last_action: reactive[str] = reactive("follow", init=False)
@@ -88,32 +93,28 @@ class SsePane(PatternPane):
         self.server: dict[str, Any] = {}
         #: the last "Ticker, leave after 3" (None before the first)
         self.leave: Leave | None = None
-        self._shown_figures = ""
         # Held, not queried: the feed and the timer update them during teardown too.
         self._log = FollowLog(max_lines=LOG_LINES, id="events")
-        self._figures = Static(id="figures")
-        self._lesson = Static(id="lesson")
+        self._figures = LiveText(id="figures")
         self._swarm_tasks: set[asyncio.Task[None]] = set()
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
+        with ControlRow(id="controls"):
             yield Button("Follow feed", id="follow", variant="primary", compact=True)
             yield Button("Drop", id="drop", compact=True)
             yield Button("Resume", id="resume", compact=True)
             yield Button("Ticker, leave after 3", id="leave", compact=True)
             yield Button("End leaks", id="end-leaks", compact=True)
-        with Horizontal(id="swarm-controls"):
+        with ControlRow(id="swarm-controls"):
             yield Label("subscribers")
             yield number_input("subscribers", "100", 1, 1000, "Subscribers")
             yield Button("Open swarm", id="swarm-open", compact=True)
             yield Button("Close swarm", id="swarm-close", compact=True)
-        yield self._lesson
+        yield Lesson(id="lesson")
         yield self._figures
         yield self._log
 
     def on_mount(self) -> None:
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
         self.poll_stats()
         self.set_interval(REFRESH_S, self._show_figures)
 
@@ -122,55 +123,37 @@ class SsePane(PatternPane):
 
     # -- buttons --------------------------------------------------------------------------
 
-    def _pressed(self, action: str) -> None:
-        self.last_action = action
+    @on(Button.Pressed)
+    def _remember(self, event: Button.Pressed) -> None:
+        """Any button: the lesson and the code follow the one pressed last (its id)."""
+        if event.button.id:
+            self.last_action = event.button.id
 
     def watch_last_action(self) -> None:
-        self._show_lesson()
+        self.show_lesson()
 
     @on(Button.Pressed, "#follow")
     def _follow(self) -> None:
-        self._pressed("follow")
         self.follow(None)
-
-    @on(Button.Pressed, "#drop")
-    def _drop(self) -> None:
-        self._pressed("drop")
-        self.drop()
 
     @on(Button.Pressed, "#resume")
     def _resume(self) -> None:
-        self._pressed("resume")
         self.follow(self.last_id)
-
-    @on(Button.Pressed, "#leave")
-    def _leave(self) -> None:
-        self._pressed("leave")
-        self.leave_ticker()
-
-    @on(Button.Pressed, "#end-leaks")
-    def _end_leaks(self) -> None:
-        self._pressed("end-leaks")
-        self.end_leaks()
-
-    @on(Button.Pressed, "#swarm-open")
-    def _swarm_open(self) -> None:
-        self._pressed("swarm-open")
-        self.open_swarm()
 
     @on(Button.Pressed, "#swarm-close")
     def _swarm_close(self) -> None:
-        self._pressed("swarm-close")
         self.run_worker(self._close_swarm(), group="sse-swarm")
 
     def submit(self, field: Input) -> None:
         """Enter in the subscribers field opens the swarm (the field's own action)."""
-        self._swarm_open()
+        self.last_action = "swarm-open"
+        self.open_swarm()
 
     def action_run(self) -> None:
         """The ``r`` key: follow the feed (or resume it if it was dropped)."""
         self.follow(self.last_id)
 
+    @on(Button.Pressed, "#drop")
     def drop(self) -> None:
         """Disconnect; ``Resume`` reconnects with the last id seen."""
         self.workers.cancel_group(self, "sse-follow")
@@ -219,6 +202,7 @@ class SsePane(PatternPane):
 
     # -- the pitfall ----------------------------------------------------------------------
 
+    @on(Button.Pressed, "#leave")
     @work(group="sse-leave", exclusive=True)
     async def leave_ticker(self) -> None:
         """Subscribe to the ticker, take three ticks, leave (a browser tab closed).
@@ -248,21 +232,22 @@ class SsePane(PatternPane):
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             self.leave = Leave("error", error=f"{type(exc).__name__}: {exc}"[:100])
 
+    @on(Button.Pressed, "#end-leaks")
     @work(group="sse-leave")
     async def end_leaks(self) -> None:
+        """End the producers the pitfall left ticking (``DELETE /sse/leaked``)."""
         try:
             response = await self.context.http.delete("/sse/leaked")
             self.notify(f"cancelled {response.json()['cancelled']} producer(s)", timeout=3)
         except (httpx.HTTPError, ValueError) as exc:
-            self.notify(f"{type(exc).__name__}", title="End leaks", severity="error")
+            self.refuse(type(exc).__name__, title="End leaks")
 
     # -- the swarm ------------------------------------------------------------------------
 
+    @on(Button.Pressed, "#swarm-open")
     def open_swarm(self) -> None:
         field_ = self.query_one("#subscribers", Input)
-        problems = invalid_fields(field_)
-        if problems:
-            self.notify(problems[0][1], title="Invalid input", severity="error")
+        if not self.fields_valid(field_):
             return
         for _ in range(int(field_.value)):
             task = asyncio.create_task(self._subscriber(), name="sse-pane-subscriber")
@@ -299,19 +284,10 @@ class SsePane(PatternPane):
     @work(group="sse-stats")
     async def poll_stats(self) -> None:
         """The server's own counts, twice a second, for as long as the pane lives."""
-        while True:
-            if not self.display:  # hidden behind another pane: cost the server nothing
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                response = await self.context.http.get("/sse/stats")
-                self.post_message(self.Figures(response.json()))
-            except (httpx.HTTPError, ValueError):
-                pass  # the server is starting or stopping; the next poll will say
-            await asyncio.sleep(0.5)
+        await self.poll_while_shown("/sse/stats", 0.5, self._got_stats)
 
-    def on_sse_pane_figures(self, message: Figures) -> None:
-        self.server = message.stats
+    def _got_stats(self, stats: dict[str, Any]) -> None:
+        self.server = stats
 
     def _show_figures(self) -> None:
         """Redraw the figures (4 Hz), only when a number in them has changed."""
@@ -320,38 +296,22 @@ class SsePane(PatternPane):
             f"last id seen {self.last_id or '-'}  resumes {self.resumes}  "
             f"missed {len(self.gaps)}"
         )
-        text = figures_text(self.server, self.leave, self.swarm, feed)
-        if text.plain != self._shown_figures:
-            self._shown_figures = text.plain
-            self._figures.update(text, layout=False)
+        self._figures.show(figures_text(self.server, self.leave, self.swarm, feed))
 
     @property
     def figures_shown(self) -> str:
         """The figures as displayed (plain text)."""
-        return self._shown_figures
+        return self._figures.shown
 
     # -- lesson and code ------------------------------------------------------------------
 
-    def _show_lesson(self) -> None:
-        blocking = self.context.blocking.enabled
-        if self.last_action in ("leave", "end-leaks"):
-            lesson = (
-                "Blocking mode: the ticker hands its ticking to a producer task it never "
-                "cancels. FastAPI cancels the generator when you leave; the producer "
-                "ticks on for nobody (the ticker line) until End leaks."
-                if blocking
-                else "The generator ticks itself: when you leave, FastAPI cancels it and "
-                "nothing ticks on (the ticker line counts what does). Press b, try again."
-            )
-        else:
-            lesson = (
-                "Every event has an id. Drop, wait, Resume: Last-Event-ID makes the server "
-                "replay from its ring, no gap, no duplicate ('missed' if it no longer can)."
-            )
-            if blocking:
-                lesson += " The feed has no pitfall form: try 'Ticker, leave after 3'."
-        self._lesson.update(lesson)
-        self._lesson.set_class(blocking and self.last_action == "leave", "-blocking")
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        if self.last_action == "leave":
+            return TICKER_LESSON.line(blocking)
+        if self.last_action == "end-leaks":
+            # the leaks are being ended: the pitfall's words stay, no longer as an error
+            return replace(TICKER_LESSON.line(blocking), pitfall=False)
+        return FEED_LESSON.line(blocking)
 
     def code_blocks(self, stall: Stall | None = None) -> list[SourceBlock]:
         if self.last_action in ("leave", "end-leaks"):

@@ -10,7 +10,6 @@ producers and the ticks they make; ``DELETE /sse/leaked`` ends them afterwards.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from explorer.tools.report.scenario import (
@@ -19,7 +18,9 @@ from explorer.tools.report.scenario import (
     ScenarioError,
     ScenarioRun,
     expect,
+    fetch_json,
     gather_all,
+    poll_until,
 )
 
 CLIENTS = 20
@@ -35,8 +36,7 @@ LISTEN_TIMEOUT_S = 10.0
 
 async def sse_stats(run: ScenarioRun) -> dict[str, Any]:
     """``GET /sse/stats``."""
-    stats: dict[str, Any] = expect(await run.http.get("/sse/stats")).json()
-    return stats
+    return await fetch_json(run, "/sse/stats")
 
 
 async def read_ticks(run: ScenarioRun) -> int:
@@ -62,15 +62,16 @@ async def read_ticks(run: ScenarioRun) -> int:
 
 async def streams_back_to(run: ScenarioRun, streams: int) -> dict[str, Any]:
     """Wait until the server has ended the streams of the clients that left."""
-    deadline = time.perf_counter() + SETTLE_S
-    while (stats := await sse_stats(run))["streams"] > streams:
-        if time.perf_counter() > deadline:
-            raise ScenarioError(
-                f"{stats['streams'] - streams} SSE stream(s) still open {SETTLE_S:g} s after "
-                "their clients left"
-            )
-        await asyncio.sleep(0.02)
-    return stats
+    return await poll_until(
+        lambda: sse_stats(run),
+        lambda stats: stats["streams"] <= streams,
+        within_s=SETTLE_S,
+        every_s=0.02,
+        late=lambda stats: (
+            f"{stats['streams'] - streams} SSE stream(s) still open "
+            f"{SETTLE_S:g} s after their clients left"
+        ),
+    )
 
 
 async def sse_ticker_left(run: ScenarioRun) -> Outcome:

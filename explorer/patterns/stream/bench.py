@@ -31,6 +31,7 @@ from httpx_sse import aconnect_sse
 
 from explorer.tools.bench_kit import (
     base_url,
+    bench_parser,
     explorer_process,
     fmt,
     format_table,
@@ -206,9 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m explorer.patterns.stream.bench", description=__doc__.split("\n\n")[0]
-    )
+    parser = bench_parser("stream", __doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="download size (MiB)")
     parser.add_argument("--rounds", type=int, default=3, help="downloads per server")
     parser.add_argument("--subscribers", type=int, default=1000)

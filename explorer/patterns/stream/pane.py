@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import httpx
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Input, Label, ProgressBar
 
 from explorer.code_source import SourceBlock, source_of
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane, Teaching
 from explorer.patterns.stream.figures import MiB, Transfer, transfer_text
+from explorer.widgets.control_row import ControlRow
 from explorer.widgets.follow_log import FollowLog
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.live_text import LiveText
+from explorer.widgets.number_field import number_input
 from server.monitor import Stall
 from server.patterns.stream import export as files_export
 from server.patterns.stream import router as routes
@@ -27,6 +29,35 @@ from server.patterns.stream import uploads as files_uploads
 
 #: progress redraws at most this often (the download itself runs at full speed)
 REFRESH_S = 0.25
+
+#: what a download teaches, right and as the pitfall (Generate, which only makes the file,
+#: says the same)
+DOWNLOAD_LESSON = Teaching(
+    lesson="FileResponse: 256 KiB async reads from the server's own directory, Range "
+    "supported: the RSS peak stays small whatever the size. Cancel: the server "
+    "stops at its next chunk.",
+    pitfall="Blocking mode: open().read() reads the whole file on the loop: it stalls "
+    "(the UI too), and the server holds all of it until the download ends: "
+    "read the peak (RSS 'now' is back down by then).",
+)
+#: CSV export and Report, which have no pitfall form
+EXPORT_LESSON = Teaching(
+    lesson="CSV: one keyset query per batch, one chunk per batch; cells starting with "
+    "= + - @ tab or CR get a leading apostrophe. Report: each section is built "
+    "and sent in turn, everything escaped."
+)
+UPLOAD_LESSON = Teaching(
+    lesson="The body goes to disk chunk by chunk under a name the server picks; over "
+    "the cap it is a 413 and nothing is left; a cleanup task deletes it later."
+)
+#: what each action teaches
+LESSONS = {
+    "download": DOWNLOAD_LESSON,
+    "generate": DOWNLOAD_LESSON,
+    "csv": EXPORT_LESSON,
+    "report": EXPORT_LESSON,
+    "upload": UPLOAD_LESSON,
+}
 
 
 class StreamPane(PatternPane):
@@ -37,33 +68,25 @@ class StreamPane(PatternPane):
     SUMMARY: ClassVar[str] = "downloads with progress and Range, CSV and report streams, uploads"
 
     DEFAULT_CSS = """
-    StreamPane #controls, StreamPane #more { height: 1; }
     StreamPane #more { margin-top: 1; }
-    StreamPane Button { min-width: 0; margin-right: 1; }
-    StreamPane Label { padding: 0 1 0 0; }
     StreamPane #size { width: 6; margin-right: 1; }
     /* a fixed height: a lesson of another length must not resize the log below (a log
        no longer at its end stops following new lines) */
-    StreamPane #lesson { height: 3; color: $text-muted; margin-top: 1; }
-    StreamPane #lesson.-blocking { color: $error; }
+    StreamPane Lesson { height: 3; margin-top: 1; }
     StreamPane #progress { height: 1; }
     StreamPane #progress Bar { width: 1fr; }
+    /* the bar's percentage (a Label) keeps a space at its right */
+    StreamPane #progress Label { padding: 0 1 0 0; }
     StreamPane #transfer { height: 4; }
     StreamPane #results { height: 1fr; min-height: 3; }
     """
 
+    @dataclass
     class Done(Message):
         """A request finished: what to log."""
 
-        def __init__(self, line: str, ok: bool = True) -> None:
-            super().__init__()
-            self.line = line
-            self.ok = ok
-
-    class Figures(Message):
-        def __init__(self, stats: dict[str, Any]) -> None:
-            super().__init__()
-            self.stats = stats
+        line: str
+        ok: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -71,48 +94,42 @@ class StreamPane(PatternPane):
         self.transfer: Transfer | None = None
         self.server: dict[str, Any] = {}
         self.last_action = "download"
-        self._shown_transfer = ""
         self._bar = ProgressBar(id="progress", show_eta=False, total=100)
-        self._transfer_line = Static(id="transfer")
+        self._transfer_line = LiveText(id="transfer")
         self._log = FollowLog(max_lines=300, id="results")
-        self._lesson = Static(id="lesson")
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
+        with ControlRow(id="controls"):
             yield Label("size (MiB)")
             yield number_input("size", "64", 1, 1024, "File size (MiB)")
             yield Button("Download", id="download", variant="primary", compact=True)
             yield Button("Cancel", id="cancel", compact=True)
             yield Button("Generate", id="generate", compact=True)
-        with Horizontal(id="more"):
+        with ControlRow(id="more"):
             yield Button("CSV export", id="csv", compact=True)
             yield Button("Report", id="report", compact=True)
             yield Button("Upload", id="upload", compact=True)
-        yield self._lesson
+        yield Lesson(id="lesson")
         yield self._bar
         yield self._transfer_line
         yield self._log
 
     def on_mount(self) -> None:
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
         self.poll_stats()
         self.set_interval(REFRESH_S, self._show_transfer)
 
     # -- buttons --------------------------------------------------------------------------
 
-    def _asked_size(self) -> int | None:
-        """The size field in bytes, or None (and a message) when it is not valid."""
-        size_field = self.query_one("#size", Input)
-        problems = invalid_fields(size_field)
-        if problems:
-            self.notify(problems[0][1], title="Invalid input", severity="error")
-            return None
-        return int(size_field.value) * MiB
-
     def _start(self, action: str) -> None:
         self.last_action = action
-        self._show_lesson()
+        self.show_lesson()
+
+    def _start_sized(self, action: str, start: Callable[[int], object]) -> None:
+        """Start ``action`` with the size field in bytes, unless the field is not valid."""
+        size_field = self.query_one("#size", Input)
+        if self.fields_valid(size_field):
+            self._start(action)
+            start(int(size_field.value) * MiB)
 
     @on(Button.Pressed, "#download")
     def _download(self) -> None:
@@ -124,10 +141,7 @@ class StreamPane(PatternPane):
 
     @on(Button.Pressed, "#generate")
     def _generate(self) -> None:
-        size = self._asked_size()
-        if size is not None:
-            self._start("generate")
-            self.generate(size)
+        self._start_sized("generate", self.generate)
 
     @on(Button.Pressed, "#csv")
     def _csv(self) -> None:
@@ -141,17 +155,11 @@ class StreamPane(PatternPane):
 
     @on(Button.Pressed, "#upload")
     def _upload(self) -> None:
-        size = self._asked_size()
-        if size is not None:
-            self._start("upload")
-            self.upload(size)
+        self._start_sized("upload", self.upload)
 
     def action_run(self) -> None:
         """The ``r`` key: download a file of the size asked (generated first if need be)."""
-        size = self._asked_size()
-        if size is not None:
-            self._start("download")
-            self.download(size)
+        self._start_sized("download", self.download)
 
     @work(group="stream-generate", exclusive=True)
     async def generate(self, size: int) -> None:
@@ -249,19 +257,11 @@ class StreamPane(PatternPane):
 
     @work(group="stream-stats")
     async def poll_stats(self) -> None:
-        while True:
-            if not self.display:  # hidden behind another pane: cost the server nothing
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                response = await self.context.http.get("/stream/stats")
-                self.post_message(self.Figures(response.json()))
-            except (httpx.HTTPError, ValueError):
-                pass  # the server is starting or stopping; the next poll will say
-            await asyncio.sleep(REFRESH_S)
+        """The server's memory and books, 4 times a second, for as long as the pane lives."""
+        await self.poll_while_shown("/stream/stats", REFRESH_S, self._got_stats)
 
-    def on_stream_pane_figures(self, message: Figures) -> None:
-        self.server = message.stats
+    def _got_stats(self, stats: dict[str, Any]) -> None:
+        self.server = stats
 
     def on_stream_pane_done(self, message: Done) -> None:
         self._log.write_line(message.line)
@@ -273,43 +273,19 @@ class StreamPane(PatternPane):
         t = self.transfer
         if t is not None:
             self._bar.update(total=max(t.total, 1), progress=t.received)
-        text = transfer_text(t, self.server)
-        if text.plain != self._shown_transfer:
-            self._shown_transfer = text.plain
-            self._transfer_line.update(text, layout=False)
+        self._transfer_line.show(transfer_text(t, self.server))
 
     @property
     def transfer_shown(self) -> str:
         """The figures under the bar as displayed (plain text)."""
-        return self._shown_transfer
+        return self._transfer_line.shown
 
-    def _show_lesson(self) -> None:
-        blocking = self.context.blocking.enabled
-        if self.last_action in ("csv", "report"):
-            lesson = (
-                "CSV: one keyset query per batch, one chunk per batch; cells starting with "
-                "= + - @ tab or CR get a leading apostrophe. Report: each section is built "
-                "and sent in turn, everything escaped."
-            )
-        elif self.last_action == "upload":
-            lesson = (
-                "The body goes to disk chunk by chunk under a name the server picks; over "
-                "the cap it is a 413 and nothing is left; a cleanup task deletes it later."
-            )
-        elif blocking:
-            lesson = (
-                "Blocking mode: open().read() reads the whole file on the loop: it stalls "
-                "(the UI too), and the server holds all of it until the download ends: "
-                "read the peak (RSS 'now' is back down by then)."
-            )
-        else:
-            lesson = (
-                "FileResponse: 256 KiB async reads from the server's own directory, Range "
-                "supported: the RSS peak stays small whatever the size. Cancel: the server "
-                "stops at its next chunk."
-            )
-        self._lesson.update(lesson)
-        self._lesson.set_class(blocking and self.last_action == "download", "-blocking")
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        line = LESSONS[self.last_action].line(blocking)
+        if self.last_action == "download":
+            return line
+        # Generate only makes the file: the download's pitfall words, not as an error
+        return replace(line, pitfall=False)
 
     def code_blocks(self, stall: Stall | None = None) -> list[SourceBlock]:
         if self.last_action == "csv":

@@ -12,16 +12,18 @@ from httpx_sse import aconnect_sse
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Static
 
 from explorer.code_source import SourceBlock, source_of
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane, Teaching
 from explorer.patterns.tasks.outcome import Run, outcome_of
 from explorer.patterns.tasks.table import COLUMNS, STATE_STYLE, STATES, job_cells
-from explorer.widgets.number_field import invalid_fields, number_input
+from explorer.widgets.choice_buttons import choice_buttons
+from explorer.widgets.control_row import ControlRow
+from explorer.widgets.live_text import LiveText
+from explorer.widgets.number_field import number_input
 from server.monitor import Stall
 from server.patterns.tasks import router as routes
 
@@ -32,15 +34,13 @@ DEBOUNCE_TRIGGERS = 10
 DEBOUNCE_DELAY_S = 0.5
 
 
-@dataclass(frozen=True)
-class Action:
+@dataclass(frozen=True, kw_only=True)
+class Action(Teaching):
     """A button: what it sends and what it teaches."""
 
     key: str
     label: str
     handler: Callable[..., Any]
-    lesson: str
-    pitfall: str
 
 
 #: said in blocking mode by the actions that have no pitfall form
@@ -48,36 +48,36 @@ NO_PITFALL = " (No pitfall form: b changes Fire & forget and Debounce.)"
 
 ACTIONS: tuple[Action, ...] = (
     Action(
-        "fire_and_forget",
-        "Fire & forget",
-        routes.fire_and_forget,
-        "create_task with the task kept and a done callback: the outcome, error "
+        key="fire_and_forget",
+        label="Fire & forget",
+        handler=routes.fire_and_forget,
+        lesson="create_task with the task kept and a done callback: the outcome, error "
         "included, is recorded on the job as soon as it ends.",
-        "Blocking mode: a bare create_task, no reference kept, no callback: the job "
+        pitfall="Blocking mode: a bare create_task, no reference kept, no callback: the job "
         "stays 'running' for ever and its exception is never seen.",
     ),
     Action(
-        "background",
-        "Background ×3",
-        routes.background_jobs,
-        "BackgroundTasks run after the response is sent, in turn: sleep, the kind "
+        key="background",
+        label="Background ×3",
+        handler=routes.background_jobs,
+        lesson="BackgroundTasks run after the response is sent, in turn: sleep, the kind "
         "chosen, sleep. A failure is recorded and the next job still runs.",
-        "",
+        no_pitfall=NO_PITFALL,
     ),
     Action(
-        "queue",
-        "Queue",
-        routes.enqueue_job,
-        "A bounded queue, two workers: jobs wait their turn, and a full queue answers "
+        key="queue",
+        label="Queue",
+        handler=routes.enqueue_job,
+        lesson="A bounded queue, two workers: jobs wait their turn, and a full queue answers "
         "503 at once instead of growing.",
-        "",
+        no_pitfall=NO_PITFALL,
     ),
     Action(
-        "debounce",
-        "Debounce ×10",
-        routes.debounce,
-        "Ten triggers 20 ms apart collapse into one run, 0.5 s after the last one.",
-        "Blocking mode: no debounce, so ten triggers mean ten runs.",
+        key="debounce",
+        label="Debounce ×10",
+        handler=routes.debounce,
+        lesson="Ten triggers 20 ms apart collapse into one run, 0.5 s after the last one.",
+        pitfall="Blocking mode: no debounce, so ten triggers mean ten runs.",
     ),
 )
 ACTION_BY_KEY = {action.key: action for action in ACTIONS}
@@ -95,36 +95,30 @@ class TasksPane(PatternPane):
     OUTCOME_REFRESH_S = 0.5
 
     DEFAULT_CSS = """
-    TasksPane #controls, TasksPane #actions { height: 1; }
-    TasksPane #controls Label { padding: 0 1 0 0; }
     TasksPane #kind { width: auto; layout: horizontal; margin-right: 2; }
     TasksPane #kind RadioButton { width: auto; margin-right: 1; }
     TasksPane #duration { width: 10; }
-    TasksPane #actions Button { min-width: 0; margin-right: 1; }
-    TasksPane #lesson { height: auto; max-height: 3; color: $text-muted; margin-top: 1; }
-    TasksPane #lesson.-blocking { color: $error; }
+    TasksPane Lesson { max-height: 3; margin-top: 1; }
     TasksPane #outcome { height: 2; }
     TasksPane #counts { height: 1; }
     /* no sideways scrollbar: a long error is cut here, the result line has it whole */
     TasksPane #jobs { height: 1fr; min-height: 4; overflow-x: hidden; }
     """
 
+    @dataclass
     class StreamEvent(Message):
         """A ``snapshot`` or ``job`` event from /tasks/stream, or a connection status."""
 
-        def __init__(self, event: str, data: Any) -> None:
-            super().__init__()
-            self.event = event
-            self.data = data
+        event: str
+        data: Any
 
+    @dataclass
     class ActionDone(Message):
         """A button's requests came back: the jobs they made, or why not."""
 
-        def __init__(self, run: Run, outcome: str, ok: bool) -> None:
-            super().__init__()
-            self.run = run
-            self.outcome = outcome
-            self.ok = ok
+        run: Run
+        outcome: str
+        ok: bool
 
     last_action: reactive[str] = reactive("fire_and_forget", init=False)
     connected: reactive[bool] = reactive(False, init=False)
@@ -137,31 +131,24 @@ class TasksPane(PatternPane):
         # Held, not queried: the live feed updates them whenever an event arrives, possibly
         # while the app tears its widgets down.
         self._counts = Static(id="counts")
-        self._outcome = Static(id="outcome")
+        self._outcome = LiveText(id="outcome")
         self._table: DataTable[str | Text] = DataTable(
             id="jobs", cursor_type="row", zebra_stripes=True
         )
-        self._shown_outcome = Text()
         self._runs_sent = 0
         self.queue_info: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="controls"):
+        with ControlRow(id="controls"):
             yield Label("kind")
             with RadioSet(id="kind", compact=True):
                 for kind in KINDS:
                     yield RadioButton(kind, value=kind == "fail", id=f"kind-{kind}", compact=True)
             yield Label("duration (s)")
             yield number_input("duration", "0.5", 0, 30, "Job duration (s)")
-        with Horizontal(id="actions"):
-            for action in ACTIONS:
-                yield Button(
-                    action.label,
-                    id=f"do-{action.key}",
-                    variant="primary" if action.key == "fire_and_forget" else "default",
-                    compact=True,
-                )
-        yield Static(id="lesson")
+        with ControlRow(id="actions"):
+            yield from choice_buttons(((a.key, a.label) for a in ACTIONS), "do", "fire_and_forget")
+        yield Lesson(id="lesson")
         yield self._outcome
         yield self._counts
         yield self._table
@@ -170,8 +157,6 @@ class TasksPane(PatternPane):
         table = self._table
         for column in COLUMNS:
             table.add_column(column, key=column)
-        self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
         self._show_outcome()
         self.follow_jobs()
         self.set_interval(self.OUTCOME_REFRESH_S, self._show_outcome)
@@ -249,53 +234,32 @@ class TasksPane(PatternPane):
             text = Text("r runs the highlighted button; the result is told here", style="dim")
         else:
             text = outcome_of(self.run, self.jobs)
-        if (text.plain, text.spans) != (self._shown_outcome.plain, self._shown_outcome.spans):
-            self._shown_outcome = text
-            self._outcome.update(text, layout=False)
+        self._outcome.show(text)
 
     @property
     def outcome_text(self) -> str:
         """The result line as displayed (plain text)."""
-        return self._shown_outcome.plain
+        return self._outcome.shown
 
     # -- buttons -------------------------------------------------------------------------
 
-    def _show_lesson(self) -> None:
-        action = ACTION_BY_KEY[self.last_action]
-        blocking = self.context.blocking.enabled
-        pitfall = blocking and bool(action.pitfall)
-        lesson = self.query_one("#lesson", Static)
-        if pitfall:
-            lesson.update(action.pitfall)
-        else:
-            lesson.update(action.lesson + (NO_PITFALL if blocking else ""))
-        lesson.set_class(pitfall, "-blocking")
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        return ACTION_BY_KEY[self.last_action].line(blocking)
+
+    def watch_last_action(self) -> None:
+        self.show_lesson()
         for other in ACTIONS:  # the button r presses is the highlighted one
             button = self.query_one(f"#do-{other.key}", Button)
             button.variant = "primary" if other.key == self.last_action else "default"
-
-    def watch_last_action(self) -> None:
-        self._show_lesson()
 
     def _chosen_kind(self) -> str:
         pressed = self.query_one("#kind", RadioSet).pressed_index
         return KINDS[pressed] if pressed >= 0 else "sleep"
 
-    @on(Button.Pressed, "#do-fire_and_forget")
-    def _fire_and_forget(self) -> None:
-        self.trigger("fire_and_forget")
-
-    @on(Button.Pressed, "#do-background")
-    def _background(self) -> None:
-        self.trigger("background")
-
-    @on(Button.Pressed, "#do-queue")
-    def _queue(self) -> None:
-        self.trigger("queue")
-
-    @on(Button.Pressed, "#do-debounce")
-    def _debounce(self) -> None:
-        self.trigger("debounce")
+    @on(Button.Pressed, "#actions Button")
+    def _action_pressed(self, event: Button.Pressed) -> None:
+        """Each action's button is named after it: ``do-<key>``."""
+        self.trigger((event.button.id or "").removeprefix("do-"))
 
     def action_run(self) -> None:
         """The ``r`` key: repeat the last action (Fire & forget at first)."""
@@ -304,10 +268,7 @@ class TasksPane(PatternPane):
     def trigger(self, key: str) -> None:
         """Validate, then send the action's requests from a worker."""
         duration_field = self.query_one("#duration", Input)
-        problems = invalid_fields(duration_field)
-        if problems:
-            self.notify(problems[0][1], title="Invalid input", severity="error")
-            duration_field.focus()
+        if not self.fields_valid(duration_field):
             return
         self.last_action = key
         self._runs_sent += 1

@@ -39,6 +39,7 @@ from explorer.patterns.ws.bots import BotSwarm, StalledClient, ws_url
 from explorer.tools.bench_kit import (
     accepts_connections,
     base_url,
+    bench_parser,
     child_process,
     fmt,
     format_table,
@@ -303,10 +304,11 @@ async def run_all(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m explorer.patterns.ws.bench",
-        description="WebSocket broadcast: a stalled client right vs naive, and fan-out vs "
+    parser = bench_parser(
+        "ws",
+        "WebSocket broadcast: a stalled client right vs naive, and fan-out vs "
         "the websockets library's broadcast(), in one run.",
+        json_option=True,
     )
     parser.add_argument("--clients", type=int, default=1000, help="fan-out clients")
     parser.add_argument("--messages", type=int, default=200, help="fan-out messages")
@@ -323,7 +325,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds the naive room may stay stuck before the stalled client is disconnected",
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--serve", choices=("bare",), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser

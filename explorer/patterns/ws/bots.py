@@ -107,10 +107,6 @@ class BotSwarm:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    @property
-    def task_count(self) -> int:
-        return len(self._tasks)
-
     # -- connecting ----------------------------------------------------------------------
 
     async def connect(self, count: int, progress: Callable[[int], None] | None = None) -> int:

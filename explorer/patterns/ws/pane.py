@@ -13,25 +13,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from textual import on, work
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Button, Checkbox, ContentSwitcher, Input, RadioSet, Static
+from textual.widgets import Button, Checkbox, ContentSwitcher, Input, RadioSet
 from websockets.asyncio.client import ClientConnection
 
 from explorer.code_source import SourceBlock, source_of
-from explorer.pane import PatternPane
+from explorer.pane import Lesson, LessonLine, PatternPane
 from explorer.patterns.ws.bots import BotSwarm, StalledClient, ws_url
 from explorer.patterns.ws.clients import SOCKET_ERRORS, HeldSockets, read_frames, token_attempt
 from explorer.patterns.ws.delivery import Undelivered
 from explorer.patterns.ws.figures import BotFigures, BotFiguresView
 from explorer.patterns.ws.frames import FramesLog
 from explorer.patterns.ws.room import BotRoom
-from explorer.patterns.ws.views import BOTS_PITFALL, CHAT_PITFALL, LESSONS, VIEWS, WsTabs, WsViews
-from explorer.widgets.number_field import invalid_fields
+from explorer.patterns.ws.views import LESSONS, VIEWS, WsTabs, WsViews
 from server.monitor import Stall
 from server.patterns.ws import manager as ws_manager
 from server.patterns.ws import router as routes
@@ -48,17 +48,11 @@ class WsPane(PatternPane):
     TITLE: ClassVar[str] = "WebSocket"
     SUMMARY: ClassVar[str] = "echo, JSON, token auth, chat; naive broadcast vs outboxes"
 
-    DEFAULT_CSS = """
-    WsPane #lesson { height: auto; color: $text-muted; }
-    WsPane #lesson.-blocking { color: $error; }
-    """
-
+    @dataclass
     class Line(Message):
         """A line for the frame log."""
 
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+        text: str
 
     view: reactive[str] = reactive("echo", init=False)
     chat_joined: reactive[bool] = reactive(False, init=False)
@@ -69,31 +63,25 @@ class WsPane(PatternPane):
         self._figures = BotFigures(id="figures")
         self._log = FramesLog(id="frames")
         self._log.border_title = "frames"
-        self._lesson = Static(id="lesson")
         self._views = WsViews(self._figures)
         self._sockets = HeldSockets()
         self.room = BotRoom(self.context.http, self.say)
         self.figures_view = BotFiguresView()
-        self._unsubscribe: Callable[[], None] | None = None
 
     # -- layout --------------------------------------------------------------------------
 
     def compose(self) -> Any:
         yield WsTabs()
         yield self._views
-        yield self._lesson
+        yield Lesson(id="lesson")
         yield self._log
 
     def on_mount(self) -> None:
-        self._unsubscribe = self.context.blocking.subscribe(lambda _: self._show_lesson())
-        self._show_lesson()
         self._figures.show(self.figures_view)
         #: the 4 Hz figures refresh (a snapshot test pauses it to freeze the figures)
         self.figures_timer = self.set_interval(1 / FIGURES_HZ, self.refresh_figures)
 
     def on_unmount(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
         # The stalled socket is ours, not a task: close it here. The bot and socket
         # workers are cancelled with the pane; their finally blocks close the rest.
         self.room.remove_stalled(quietly=True)
@@ -110,13 +98,10 @@ class WsPane(PatternPane):
 
     def watch_view(self, view: str) -> None:
         self.query_one("#ws-views", ContentSwitcher).current = f"view-{view}"
-        self._show_lesson()
+        self.show_lesson()
 
-    def _show_lesson(self) -> None:
-        pitfalls = {"bots": BOTS_PITFALL, "chat": CHAT_PITFALL}
-        pitfall = pitfalls.get(self.view) if self.context.blocking.enabled else None
-        self._lesson.update(pitfall or LESSONS[self.view])
-        self._lesson.set_class(pitfall is not None, "-blocking")
+    def lesson_of(self, blocking: bool) -> LessonLine:
+        return LESSONS[self.view].line(blocking)
 
     def action_run(self) -> None:
         """The ``r`` key: the current tab's main button."""
@@ -184,10 +169,7 @@ class WsPane(PatternPane):
     @on(Button.Pressed, "#bots-start")
     def start_bots(self) -> None:
         fields = [self.query_one(f"#bots-{k}", Input) for k in ("n", "rate", "size")]
-        problems = invalid_fields(*fields)
-        if problems:
-            self.notify(problems[0][1], title="Invalid input", severity="error")
-            problems[0][0].focus()
+        if not self.fields_valid(*fields):
             return
         n, rate, size = (int(f.value) for f in fields)
         self.run_bots(n, rate, size)

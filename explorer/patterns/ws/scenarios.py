@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.patterns.ws.bots import BotSwarm, StalledClient, ws_url
-from explorer.tools.report.scenario import Outcome, Scenario, ScenarioError, ScenarioRun, expect
+from explorer.tools.report.scenario import (
+    Outcome,
+    Scenario,
+    ScenarioError,
+    ScenarioRun,
+    fetch_json,
+    poll_until,
+)
 
 BOTS = 5
 #: enough to fill any default Linux socket buffer (tcp_wmem max is 4 MiB) and the right
@@ -53,23 +60,26 @@ class Delivery:
 
 async def ws_stats(run: ScenarioRun) -> dict[str, Any]:
     """``GET /ws/stats``."""
-    stats: dict[str, Any] = expect(await run.http.get("/ws/stats")).json()
-    return stats
+    return await fetch_json(run, "/ws/stats")
 
 
 async def room_members(run: ScenarioRun, room: str, members: int) -> None:
     """Wait until the server counts ``members`` in ``room`` (0: the room is gone)."""
-    deadline = time.perf_counter() + SETTLE_S
-    while True:
-        rooms = (await ws_stats(run))["rooms"]
-        if rooms.get(room, {}).get("members", 0) == members:
-            return
-        if time.perf_counter() > deadline:
-            raise ScenarioError(
-                f"room {room!r} has {rooms.get(room, {}).get('members', 0)} members after "
-                f"{SETTLE_S:g} s, expected {members}"
-            )
-        await asyncio.sleep(0.02)
+
+    def members_in(stats: dict[str, Any]) -> int:
+        count: int = stats["rooms"].get(room, {}).get("members", 0)
+        return count
+
+    await poll_until(
+        lambda: ws_stats(run),
+        lambda stats: members_in(stats) == members,
+        within_s=SETTLE_S,
+        every_s=0.02,
+        late=lambda stats: (
+            f"room {room!r} has {members_in(stats)} members after "
+            f"{SETTLE_S:g} s, expected {members}"
+        ),
+    )
 
 
 async def deliver(swarm: BotSwarm, stalled: StalledClient) -> Delivery:

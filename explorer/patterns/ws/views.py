@@ -21,6 +21,8 @@ from textual.widgets import (
     RadioSet,
 )
 
+from explorer.pane import Teaching
+from explorer.widgets.choice_buttons import choice_buttons
 from explorer.widgets.number_field import number_input
 
 VIEWS = ("echo", "json", "chat", "auth", "bots")
@@ -32,27 +34,34 @@ VIEW_LABELS = {"echo": "Echo", "json": "JSON", "chat": "Chat", "auth": "Auth", "
 
 #: what each tab teaches, under its controls (blocking mode has its own text for the room)
 LESSONS = {
-    "echo": "Each line you send comes straight back over a real WebSocket on this loop.",
-    "json": "A typed JSON protocol: ping gets pong, message gets ack; malformed JSON or an "
-    "unknown type gets an error frame and the socket stays open.",
-    "chat": "Join a room under a name: presence notices and every member's messages, "
-    "delivered through one bounded outbox and one writer task per member.",
-    "auth": "POST /ws/token, then connect offering the subprotocol bearer.<token> (never "
-    "the query string: that lands in logs). Missing, bad or expired: closed with 1008.",
-    "bots": "Real websockets clients on this loop. Start, tick stalled client: once its "
-    "socket is full (seconds at these defaults) the server drops it (1008) and no message "
-    "waits long. Then press b and tick it again.",
+    "echo": Teaching(
+        lesson="Each line you send comes straight back over a real WebSocket on this loop."
+    ),
+    "json": Teaching(
+        lesson="A typed JSON protocol: ping gets pong, message gets ack; malformed JSON or an "
+        "unknown type gets an error frame and the socket stays open."
+    ),
+    "chat": Teaching(
+        lesson="Join a room under a name: presence notices and every member's messages, "
+        "delivered through one bounded outbox and one writer task per member.",
+        pitfall="Blocking mode: the broadcast awaits each member's send_text in turn, so one "
+        "member that stops reading stops the whole room. See it with the Bots tab's stalled "
+        "client.",
+    ),
+    "auth": Teaching(
+        lesson="POST /ws/token, then connect offering the subprotocol bearer.<token> (never "
+        "the query string: that lands in logs). Missing, bad or expired: closed with 1008."
+    ),
+    "bots": Teaching(
+        lesson="Real websockets clients on this loop. Start, tick stalled client: once its "
+        "socket is full (seconds at these defaults) the server drops it (1008) and no message "
+        "waits long. Then press b and tick it again.",
+        pitfall="Blocking mode: the broadcast awaits each member's send_text in turn. Once the "
+        "stalled client's socket is full it waits there: out falls to 0 and the oldest "
+        "undelivered message ages for everyone (p50/p99 count only what arrived). No stall in "
+        "the monitor: the loop is free, the room awaits.",
+    ),
 }
-CHAT_PITFALL = (
-    "Blocking mode: the broadcast awaits each member's send_text in turn, so one member "
-    "that stops reading stops the whole room. See it with the Bots tab's stalled client."
-)
-BOTS_PITFALL = (
-    "Blocking mode: the broadcast awaits each member's send_text in turn. Once the stalled "
-    "client's socket is full it waits there: out falls to 0 and the oldest undelivered "
-    "message ages for everyone (p50/p99 count only what arrived). No stall in the monitor: "
-    "the loop is free, the room awaits."
-)
 
 
 @dataclass(frozen=True)
@@ -131,13 +140,7 @@ class WsViews(ContentSwitcher):
                 yield Input(placeholder="say something", id="chat-text", compact=True)
                 yield Button("Send", id="chat-send", compact=True)
         with Horizontal(id="view-auth", classes="row"):
-            for case in AUTH_CASES:
-                yield Button(
-                    case.label,
-                    id=f"auth-{case.key}",
-                    variant="primary" if case.key == "valid" else "default",
-                    compact=True,
-                )
+            yield from choice_buttons(((c.key, c.label) for c in AUTH_CASES), "auth", "valid")
         with Vertical(id="view-bots"):
             with Horizontal(classes="row"):
                 yield Label("bots")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -87,3 +88,31 @@ async def gather_all(*awaitables: Awaitable[T]) -> list[T]:
         for task in tasks:
             task.cancel()  # a no-op for the ones that finished
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fetch_json(
+    run: ScenarioRun, path: str, params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``GET path`` answered 200: its JSON object."""
+    body: dict[str, Any] = expect(await run.http.get(path, params=params)).json()
+    return body
+
+
+async def poll_until(
+    read: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    within_s: float,
+    every_s: float,
+    late: Callable[[T], str],
+) -> T:
+    """``read()`` every ``every_s`` until ``done`` says yes of what it read; that is returned.
+
+    Still not done after ``within_s``: :class:`ScenarioError` with ``late`` of the last read.
+    """
+    deadline = time.perf_counter() + within_s
+    while not done(value := await read()):
+        if time.perf_counter() > deadline:
+            raise ScenarioError(late(value))
+        await asyncio.sleep(every_s)
+    return value
