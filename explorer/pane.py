@@ -88,6 +88,22 @@ class PatternPane(Vertical):
     PatternPane { padding: 0 1; }
     """
 
+    def __init_subclass__(
+        cls,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        summary: str | None = None,
+        **options: Any,
+    ) -> None:
+        """``class HelloPane(PatternPane, slug="hello", title="Hello", summary="...")``:
+        the pattern's slug (its homes and its place in the menu), its menu title and the
+        line the command palette shows."""
+        super().__init_subclass__(**options)
+        for name, value in (("SLUG", slug), ("TITLE", title), ("SUMMARY", summary)):
+            if value is not None:
+                setattr(cls, name, value)
+
     def __init__(self, context: ExplorerContext) -> None:
         super().__init__(id=f"pane-{self.SLUG}")
         self.context = context

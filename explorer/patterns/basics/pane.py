@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from rich.text import Text
@@ -50,12 +50,13 @@ log = logging.getLogger("fastasync.explorer.basics")
 LEGEND = "░ client: sent → answer read   █ server: the handler ran"
 
 
-class BasicsPane(PatternPane):
+class BasicsPane(
+    PatternPane,
+    slug="basics",
+    title="Basics",
+    summary="the five ways to write a handler",
+):
     """Five handler styles, N concurrent requests, one timeline."""
-
-    SLUG: ClassVar[str] = "basics"
-    TITLE: ClassVar[str] = "Basics"
-    SUMMARY: ClassVar[str] = "the five ways to write a handler"
 
     MAX_REQUESTS = 100
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from rich.text import Text
@@ -37,12 +37,13 @@ __all__ = ["DEMOS", "CachePane", "RunRow"]
 STATS_INTERVAL_S = 0.25
 
 
-class CachePane(PatternPane):
+class CachePane(
+    PatternPane,
+    slug="cache",
+    title="Pooling & caching",
+    summary="TTL cache with single flight, a shared httpx client, timeouts",
+):
     """A demo menu with the chosen demo's fields, live cache counters, and the runs."""
-
-    SLUG: ClassVar[str] = "cache"
-    TITLE: ClassVar[str] = "Pooling & caching"
-    SUMMARY: ClassVar[str] = "TTL cache with single flight, a shared httpx client, timeouts"
 
     MAX_ROWS = 100
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from rich.text import Text
@@ -49,12 +49,13 @@ FIELD_SPECS: tuple[tuple[str, str, float, float, str], ...] = (
 FIELDS_PER_ROW = 3
 
 
-class ConcurrencyPane(PatternPane):
+class ConcurrencyPane(
+    PatternPane,
+    slug="concurrency",
+    title="Concurrency",
+    summary="gather, TaskGroup, races, timeouts and bounded fan-out",
+):
     """Nine ways to run n calls at once (or not), drawn as bars on one time axis."""
-
-    SLUG: ClassVar[str] = "concurrency"
-    TITLE: ClassVar[str] = "Concurrency"
-    SUMMARY: ClassVar[str] = "gather, TaskGroup, races, timeouts and bounded fan-out"
 
     MAX_KEPT = 4
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from rich.console import Group
@@ -43,12 +43,13 @@ POLL_S = 0.25
 ROUTER_FILE = "server/patterns/db/router.py:"
 
 
-class DbPane(PatternPane):
+class DbPane(
+    PatternPane,
+    slug="db",
+    title="Database & pool",
+    summary="aiosqlite / asyncpg pool, AsyncSession, batch, N+1, exhaustion",
+):
     """The live database and its pool, and the guide's patterns run against them."""
-
-    SLUG: ClassVar[str] = "db"
-    TITLE: ClassVar[str] = "Database & pool"
-    SUMMARY: ClassVar[str] = "aiosqlite / asyncpg pool, AsyncSession, batch, N+1, exhaustion"
 
     DEFAULT_CSS = """
     DbPane #orm { height: 1; }

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -54,12 +54,13 @@ TICKER_LESSON = Teaching(
 )
 
 
-class SsePane(PatternPane):
+class SsePane(
+    PatternPane,
+    slug="sse",
+    title="SSE feed",
+    summary="a feed with ids, heartbeat and resume; many subscribers; leaks",
+):
     """The live feed, resume from Last-Event-ID, many subscribers, and the pitfall."""
-
-    SLUG: ClassVar[str] = "sse"
-    TITLE: ClassVar[str] = "SSE feed"
-    SUMMARY: ClassVar[str] = "a feed with ids, heartbeat and resume; many subscribers; leaks"
 
     DEFAULT_CSS = """
     SsePane #swarm-controls { margin-top: 1; }

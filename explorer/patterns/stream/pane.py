@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from textual import on, work
@@ -60,12 +60,13 @@ LESSONS = {
 }
 
 
-class StreamPane(PatternPane):
+class StreamPane(
+    PatternPane,
+    slug="stream",
+    title="Streaming",
+    summary="downloads with progress and Range, CSV and report streams, uploads",
+):
     """Downloads with a real progress bar and the server's memory beside it."""
-
-    SLUG: ClassVar[str] = "stream"
-    TITLE: ClassVar[str] = "Streaming"
-    SUMMARY: ClassVar[str] = "downloads with progress and Range, CSV and report streams, uploads"
 
     DEFAULT_CSS = """
     StreamPane #more { margin-top: 1; }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -83,12 +83,13 @@ ACTIONS: tuple[Action, ...] = (
 ACTION_BY_KEY = {action.key: action for action in ACTIONS}
 
 
-class TasksPane(PatternPane):
+class TasksPane(
+    PatternPane,
+    slug="tasks",
+    title="Background jobs",
+    summary="BackgroundTasks, a bounded queue, fire-and-forget, debounce",
+):
     """A live job table fed by the server's SSE stream, and buttons that make jobs."""
-
-    SLUG: ClassVar[str] = "tasks"
-    TITLE: ClassVar[str] = "Background jobs"
-    SUMMARY: ClassVar[str] = "BackgroundTasks, a bounded queue, fire-and-forget, debounce"
 
     MAX_ROWS = 200
     #: how often the result line is re-read (a lost job's "N s after" grows; at most 2 Hz)

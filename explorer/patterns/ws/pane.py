@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 from textual import on, work
@@ -41,12 +41,13 @@ from server.patterns.ws.tokens import TokenSigner
 FIGURES_HZ = 4.0
 
 
-class WsPane(PatternPane):
+class WsPane(
+    PatternPane,
+    slug="ws",
+    title="WebSocket",
+    summary="echo, JSON, token auth, chat; naive broadcast vs outboxes",
+):
     """Tabs for each socket; the bots tab has live figures."""
-
-    SLUG: ClassVar[str] = "ws"
-    TITLE: ClassVar[str] = "WebSocket"
-    SUMMARY: ClassVar[str] = "echo, JSON, token auth, chat; naive broadcast vs outboxes"
 
     @dataclass
     class Line(Message):
