@@ -48,11 +48,17 @@ UNPARSEABLE_BODY = {
 
 def document_body_errors(router: APIRouter) -> APIRouter:
     """Add FastAPI's 400 for an unparseable body to each of ``router``'s operations that
-    read a body (idempotent). Call it before the router is included.
+    read a body, in the routers it includes too (idempotent).
+
+    FastAPI (0.165) keeps an included router by reference, so its routes are reached
+    through the router that includes it, whenever this is called.
     """
     for route in router.routes:
         if isinstance(route, APIRoute) and route.body_field is not None:
             route.responses.setdefault(400, UNPARSEABLE_BODY)
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            document_body_errors(included)
     return router
 
 

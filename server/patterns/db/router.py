@@ -39,7 +39,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.deps import BlockingMode
-from server.errors import document_body_errors
 from server.patterns.db import exhaustion, round_trips, status, users
 from server.patterns.db.conn import Conn, PgConn, SqliteConn
 from server.patterns.db.deps import (
@@ -113,10 +112,9 @@ async def db_lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/db", tags=["db"], lifespan=db_lifespan)
 
 # The routes in the order /docs lists them: status, one row three ways, the dashboard
-# (here), round trips, pool exhaustion, the slow report (here). FastAPI includes a router
-# by reference, so each part documents its own body errors (the app does this router's).
-router.include_router(document_body_errors(status.router))
-router.include_router(document_body_errors(users.router))
+# (here), round trips, pool exhaustion, the slow report (here).
+router.include_router(status.router)
+router.include_router(users.router)
 
 
 # -- dashboard: several queries in parallel ---------------------------------------------------
@@ -264,8 +262,8 @@ def explain_dashboard(out: DashboardOut) -> str:
     )
 
 
-router.include_router(document_body_errors(round_trips.router))
-router.include_router(document_body_errors(exhaustion.router))
+router.include_router(round_trips.router)
+router.include_router(exhaustion.router)
 
 
 # -- blocking: sync sqlite3 inside async def -------------------------------------------------
