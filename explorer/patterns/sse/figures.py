@@ -12,21 +12,10 @@ from typing import Any
 
 from rich.text import Text
 
+from server.monitor.records import percentile
+
 #: how long the pane watches the server after leaving the ticker
 WATCH_S = 1.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (0 when there are none): the value at index ``q·n``.
-
-    Not the monitor's nearest rank (``server.monitor.records.percentile``): on an exact rank
-    this takes the sample above it (p99 of 100 lags is the 100th, not the 99th), and the
-    swarm's figures have always been read that way.
-    """
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def describe(event: str, data: str) -> str:
@@ -118,10 +107,11 @@ def figures_text(server: dict[str, Any], leave: Leave | None, swarm: Swarm, feed
     text.append("\n")
     _leave_line(leave, text)
     text.append("\nswarm  ", style="bold")
+    lags = sorted(swarm.lags_ms)
     text.append(
         f"open {swarm.open}  delivered {swarm.delivered:,}  "
-        f"lag p50 {percentile(swarm.lags_ms, 0.5):.1f} ms  "
-        f"p99 {percentile(swarm.lags_ms, 0.99):.1f} ms  errors {swarm.errors}"
+        f"lag p50 {percentile(lags, 50):.1f} ms  "
+        f"p99 {percentile(lags, 99):.1f} ms  errors {swarm.errors}"
     )
     text.append("\nfeed   ", style="bold")
     text.append(feed)
