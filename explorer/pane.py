@@ -108,6 +108,8 @@ class PatternPane(Vertical):
         super().__init__(id=f"pane-{self.SLUG}")
         self.context = context
         self.border_title = self.TITLE
+        #: a run is in progress: the pane sets it, :meth:`still_running` reads it
+        self.running = False
         #: ends the blocking switch's subscription (set while the pane is mounted)
         self._unfollow_blocking: Callable[[], None] | None = None
 
@@ -158,6 +160,13 @@ class PatternPane(Vertical):
     def submit(self, field: Input) -> None:
         """Enter in one of the pane's fields: runs the pane, unless a pane maps it elsewhere."""
         self.action_run()
+
+    def still_running(self, what: str) -> bool:
+        """True, having said ``what``, while the pane's last run has not ended: one run at a
+        time."""
+        if self.running:
+            self.notify(what, severity="warning")
+        return self.running
 
     def refuse(
         self, reason: str, field: Widget | None = None, title: str = "Invalid input"

@@ -89,7 +89,6 @@ class BasicsPane(
 
         summary: BatchSummary
 
-    running: reactive[bool] = reactive(False)
     style_key: reactive[str] = reactive("async")
     summary: reactive[BatchSummary | None] = reactive(None)
     #: the CPU styles' figure: the loop's lag with the work on it and offloaded
@@ -153,8 +152,7 @@ class BasicsPane(
     @on(Button.Pressed, "#run")
     def action_run(self) -> None:
         """Validate the inputs and start a batch (one at a time)."""
-        if self.running:
-            self.notify("A batch is still running.", severity="warning")
+        if self.still_running("A batch is still running."):
             return
         plan = self._plan()
         if plan is not None:

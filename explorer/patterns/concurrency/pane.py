@@ -81,7 +81,6 @@ class ConcurrencyPane(
         report: dict[str, Any] | None
         error: str | None
 
-    running: reactive[bool] = reactive(False)
     strategy_key: reactive[str] = reactive("gather", init=False)
     report: reactive[dict[str, Any] | None] = reactive(None, init=False)
 
@@ -149,8 +148,7 @@ class ConcurrencyPane(
     @on(Button.Pressed, "#run")
     def action_run(self) -> None:
         """Validate the parameters and ask the server to run the strategy."""
-        if self.running:
-            self.notify("A run is still in progress.", severity="warning")
+        if self.still_running("A run is still in progress."):
             return
         if not self.fields_valid(*(self.query_one(f"#{name}", Input) for name in FIELDS)):
             return

@@ -81,7 +81,6 @@ class DbPane(
         data: dict[str, Any]
 
     action_key: reactive[str] = reactive("dashboard", init=False)
-    running: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -174,8 +173,7 @@ class DbPane(
     @on(Button.Pressed, "#run")
     def action_run(self) -> None:
         """Run the chosen pattern (the ``r`` key)."""
-        if self.running:
-            self.notify("Still running the last one.", severity="warning")
+        if self.still_running("Still running the last one."):
             return
         rows_field = self.query_one("#rows", Input)
         if not self.fields_valid(rows_field):
