@@ -126,14 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="measure the explorer's overhead and the stall accuracy; prints a table",
-        description="Requests/s of /basics/async with the explorer running vs `serve`, idle "
-        "loop lag vs a bare asyncio loop, and stall-duration accuracy, in one run.",
+        description="In one run of alternating rounds: idle CPU of the TUI and of `serve`, "
+        "requests/s of /basics/async with the TUI running vs `serve` (wrk), a bare FastAPI "
+        "app with the loop monitor vs without, idle loop lag vs a bare asyncio loop, and "
+        "stall-duration accuracy.",
     )
     bench.add_argument(
         "--duration", type=float, default=8.0, help="seconds of load per throughput run"
     )
     bench.add_argument("--connections", type=int, default=32, help="concurrent load connections")
-    bench.add_argument("--idle", type=float, default=5.0, help="seconds of idle-lag sampling")
+    bench.add_argument(
+        "--idle", type=float, default=10.0, help="seconds idle for the CPU and lag figures"
+    )
     bench.add_argument(
         "--rounds", type=int, default=3, help="serve/explorer throughput pairs (median is kept)"
     )

@@ -1,13 +1,15 @@
 """``fastasync-explorer bench``: what the explorer costs, and how well it measures.
 
-Three figures, in one run, each against its baseline:
+In one run, in alternating rounds, each figure against its baseline:
 
-1. Throughput of ``GET /basics/async?delay=0`` with the real TUI running (gauges live, in
-   a pseudo-terminal) versus ``fastasync-explorer serve`` (the same app, no UI), loaded
-   the same way by ``explorer.tools.loadgen`` in a process of its own.
-2. Idle event-loop lag of the TUI versus a bare ``asyncio.run`` loop with the same monitor.
-3. Stall accuracy: a ``time.sleep(d)`` inside ``async def`` against what the watchdog
-   reports for it.
+- idle CPU (from ``/proc``) of the real TUI in a pseudo-terminal, gauges live, and of
+  ``fastasync-explorer serve`` (the same app, no UI);
+- requests/s of ``GET /basics/async?delay=0`` under wrk, TUI versus ``serve``;
+- requests/s of a bare FastAPI app (``explorer.tools.bare_app``) with the loop monitor
+  started versus without: the monitor's own cost;
+- idle event-loop lag of the TUI versus a bare ``asyncio.run`` loop with the same monitor;
+- stall accuracy: a ``time.sleep(d)`` inside ``async def`` against what the watchdog
+  reports for it.
 
 Everything runs as child processes, each stopped in a ``finally`` so no server outlives
 the benchmark, and every wait is bounded.
@@ -26,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from explorer.tools.bare_app import PATH as BARE_PATH
 from explorer.tools.bench_figures import (
     BLOCKING_ROUTE,
     LOAD_PATH,
@@ -48,6 +51,7 @@ from explorer.tools.bench_kit import (
     serve_process,
     write_json,
 )
+from explorer.tools.overhead import bare_app_process, idle_cpu_percent, require_wrk, run_wrk
 
 #: how long a stall may take to show up in /monitor after its request answered (the
 #: watchdog publishes from its own thread once the loop moves on, within a few polls)
@@ -95,27 +99,9 @@ def last_json_line(command: Sequence[str], what: str, timeout_s: float) -> dict[
     return data
 
 
-def run_loadgen(port: int, connections: int, duration_s: float) -> LoadResult:
-    """Run ``explorer.tools.loadgen`` against ``port`` and parse its JSON line."""
-    what = "the load generator"
-    command = [sys.executable, "-m", "explorer.tools.loadgen", f"{base_url(port)}{LOAD_PATH}"]
-    command += ["--connections", str(connections), "--duration", str(duration_s)]
-    command += ["--warmup", str(WARMUP_S)]
-    data = last_json_line(command, what, WARMUP_S + duration_s + 30.0)
-    try:
-        result = LoadResult(
-            requests=int(data["requests"]),
-            errors=int(data["errors"]),
-            seconds=float(data["seconds"]),
-            rps=float(data["rps"]),
-            p50_ms=float(data["latency_ms"]["p50"]),
-            p99_ms=float(data["latency_ms"]["p99"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"{what} printed something unexpected: {exc}") from None
-    if result.requests == 0:
-        raise BenchError(f"no successful requests on port {port} ({result.errors} errors)")
-    return result
+def load(port: int, args: argparse.Namespace, path: str = LOAD_PATH) -> LoadResult:
+    """wrk against ``path`` on ``port``, as the options say."""
+    return run_wrk(f"{base_url(port)}{path}", int(args.connections), float(args.duration), WARMUP_S)
 
 
 def read_monitor(client: httpx.Client, **params: float | int) -> dict[str, Any]:
@@ -126,11 +112,12 @@ def read_monitor(client: httpx.Client, **params: float | int) -> dict[str, Any]:
     return data
 
 
-def measure_explorer_idle(client: httpx.Client, idle_s: float) -> IdleLag:
-    """Let the TUI sit idle for ``idle_s`` and read the lag over exactly that stretch."""
-    time.sleep(idle_s)
+def measure_explorer_idle(client: httpx.Client, pid: int, idle_s: float) -> tuple[IdleLag, float]:
+    """Let the TUI sit idle for ``idle_s``: the lag over exactly that stretch, and its CPU %."""
+    cpu = idle_cpu_percent(pid, idle_s)
     data = read_monitor(client, window=idle_s)
-    return IdleLag.of({**data["lag_ms"], "samples": data["samples"]}, "the explorer's /monitor")
+    lag = IdleLag.of({**data["lag_ms"], "samples": data["samples"]}, "the explorer's /monitor")
+    return lag, cpu
 
 
 def measure_bare_idle(idle_s: float) -> IdleLag:
@@ -206,32 +193,40 @@ def measure(args: argparse.Namespace) -> BenchReport:
     idle = float(args.idle)
     rounds = int(args.rounds)
     _check_args(duration, connections, idle, rounds, getattr(args, "json", None))
+    require_wrk()
     report = BenchReport()
     for n in range(1, rounds + 1):
         # Alternate so drift (thermal, other tenants) hits both sides alike.
-        progress(f"measuring serve round {n}/{rounds} ...")
+        progress(f"round {n}/{rounds}: serve, idle {idle:g} s, then load ...")
         port = free_port()
-        with serve_process(port):
-            report.serve.append(run_loadgen(port, connections, duration))
+        with serve_process(port, scratch=True) as serve:
+            report.serve_idle_cpu.append(idle_cpu_percent(serve.proc.pid, idle))
+            report.serve.append(load(port, args))
         progress(f"  serve: {report.serve[-1].rps:.0f} requests/s")
 
-        progress(f"measuring explorer round {n}/{rounds} ...")
+        progress(f"round {n}/{rounds}: explorer TUI, idle {idle:g} s, then load ...")
         port = free_port()
         with (
-            explorer_process(port),
+            explorer_process(port) as tui,
             httpx.Client(base_url=base_url(port), timeout=REQUEST_TIMEOUT_S) as client,
         ):
-            if n == 1:
-                progress(f"  explorer idle for {idle:g} s ...")
-                report.explorer_idle = measure_explorer_idle(client, idle)
-            report.explorer.append(run_loadgen(port, connections, duration))
+            lag, cpu = measure_explorer_idle(client, tui.pid, idle)
+            report.explorer_idle.append(lag)
+            report.explorer_idle_cpu.append(cpu)
+            report.explorer.append(load(port, args))
             progress(f"  explorer: {report.explorer[-1].rps:.0f} requests/s")
             if n == 1:
                 progress("  stall accuracy ...")
                 report.stalls = measure_stalls(client)
 
-    progress(f"measuring a bare asyncio loop idle for {idle:g} s ...")
-    report.bare_idle = measure_bare_idle(idle)
+        progress(f"round {n}/{rounds}: a bare asyncio loop idle, the bare FastAPI app ...")
+        report.bare_idle.append(measure_bare_idle(idle))
+        # which goes first alternates too
+        for with_monitor in (n % 2 == 0, n % 2 == 1):
+            port = free_port()
+            with bare_app_process(port, with_monitor):
+                result = load(port, args, BARE_PATH)
+            (report.bare_monitor if with_monitor else report.bare).append(result)
     return report
 
 

@@ -21,8 +21,18 @@ LOAD_PATH = "/basics/async?delay=0"
 BLOCKING_ROUTE = "GET /basics/blocking"
 STALL_DELAYS_S = (0.020, 0.050, 0.200, 1.000)
 STALL_REPEATS = 3
-THROUGHPUT_TARGET = 0.95
 WARMUP_S = 1.0
+
+#: the targets of the instrument's cost: (what, the bound, True when the figure must stay
+#: at or under it); the summary table says each figure's verdict against its own
+TARGETS: dict[str, tuple[str, float, bool]] = {
+    "explorer_idle_cpu": ("idle CPU, TUI in a terminal, gauges live (% of a core)", 2.0, True),
+    "serve_idle_cpu": ("idle CPU, serve (% of a core)", 1.0, True),
+    "throughput": (f"requests/s of {LOAD_PATH}, TUI ÷ serve", 0.95, False),
+    "monitor": ("bare FastAPI app, monitor started ÷ not", 0.98, False),
+    "idle_lag": ("idle loop-lag p99, TUI ÷ bare asyncio loop", 2.0, True),
+}
+THROUGHPUT_TARGET = TARGETS["throughput"][1]
 
 # -- results -------------------------------------------------------------------------------
 
@@ -126,13 +136,38 @@ class StallRow:
 
 @dataclass(slots=True)
 class BenchReport:
-    """Everything one ``bench`` run measured."""
+    """Everything one ``bench`` run measured: one entry a round in each list."""
 
     serve: list[LoadResult] = field(default_factory=list)
     explorer: list[LoadResult] = field(default_factory=list)
-    explorer_idle: IdleLag | None = None
-    bare_idle: IdleLag | None = None
+    explorer_idle: list[IdleLag] = field(default_factory=list)
+    bare_idle: list[IdleLag] = field(default_factory=list)
+    #: % of one core over the idle stretch
+    serve_idle_cpu: list[float] = field(default_factory=list)
+    explorer_idle_cpu: list[float] = field(default_factory=list)
+    #: the bare FastAPI yardstick without and with the loop monitor
+    bare: list[LoadResult] = field(default_factory=list)
+    bare_monitor: list[LoadResult] = field(default_factory=list)
     stalls: list[StallRow] = field(default_factory=list)
+
+    def per_round(self) -> dict[str, list[float]]:
+        """Each figure of :data:`TARGETS`, round by round (ratios are taken per round)."""
+        return {
+            "explorer_idle_cpu": list(self.explorer_idle_cpu),
+            "serve_idle_cpu": list(self.serve_idle_cpu),
+            "throughput": _ratios(self.explorer, self.serve),
+            "monitor": _ratios(self.bare_monitor, self.bare),
+            "idle_lag": [
+                e.p99 / b.p99
+                for e, b in zip(self.explorer_idle, self.bare_idle, strict=True)
+                if b.p99 > 0
+            ],
+        }
+
+
+def _ratios(over: Sequence[LoadResult], under: Sequence[LoadResult]) -> list[float]:
+    """Requests/s of ``over`` ÷ ``under``, pair by pair (pairs ran back to back)."""
+    return [a.rps / b.rps for a, b in zip(over, under, strict=True)]
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -149,8 +184,8 @@ def _spread_pct(results: Sequence[LoadResult]) -> float:
 
 def _throughput(report: BenchReport, args: argparse.Namespace) -> list[str]:
     rounds = len(report.serve)
-    ratio = _median_rps(report.explorer) / _median_rps(report.serve)
-    verdict = "PASS" if ratio >= THROUGHPUT_TARGET else "BELOW"
+    ratio = statistics.median(_ratios(report.explorer, report.serve))
+    verdict = _verdict("throughput", ratio)
     headers = ["server", *(f"round {i + 1}" for i in range(rounds)), "median rps"]
     # spread = (max - min) / median of the rounds: how much to trust a ratio near target
     headers += ["spread %", "p50 ms", "p99 ms", "errors"]
@@ -167,23 +202,67 @@ def _throughput(report: BenchReport, args: argparse.Namespace) -> list[str]:
         for name, results in (("serve (no UI)", report.serve), ("explorer TUI", report.explorer))
     ]
     return [
-        f"1. Throughput: GET {LOAD_PATH}, {args.connections} keep-alive connections, "
+        f"1. Throughput: GET {LOAD_PATH}, wrk with {args.connections} connections, "
         f"{args.duration:g} s after {WARMUP_S:g} s warm-up, {rounds} round(s), median",
         format_table(headers, rows),
-        f"  ratio explorer/serve: {ratio:.3f}   (target >= {THROUGHPUT_TARGET:.2f})   {verdict}",
+        f"  explorer/serve, median of the rounds' ratios: {ratio:.3f}   "
+        f"(target >= {THROUGHPUT_TARGET:.2f})   {verdict}",
         "",
     ]
 
 
-def _idle(explorer: IdleLag, bare: IdleLag, args: argparse.Namespace) -> list[str]:
+def _verdict(key: str, value: float) -> str:
+    _, bound, at_most = TARGETS[key]
+    return "PASS" if (value <= bound if at_most else value >= bound) else "MISS"
+
+
+def _summary(report: BenchReport, args: argparse.Namespace) -> list[str]:
+    """The instrument's cost: every figure with its rounds, its median and its target."""
+    per_round = report.per_round()
+    rounds = max(len(values) for values in per_round.values())
+    rows = []
+    for key, values in per_round.items():
+        what, bound, at_most = TARGETS[key]
+        digits = ".1f" if key.endswith("cpu") else ".3f"
+        median = statistics.median(values) if values else None
+        cells = [fmt(v, digits) for v in values] + ["-"] * (rounds - len(values))
+        target = f"{'<=' if at_most else '>='} {bound:g}"
+        verdict = "-" if median is None else _verdict(key, median)
+        rows.append([what, *cells, fmt(median, digits), target, verdict])
+    headers = ["figure", *(f"round {i + 1}" for i in range(rounds)), "median", "target", ""]
+    return [
+        f"The instrument's cost: {rounds} alternating round(s), idle {args.idle:g} s, load by "
+        f"wrk -c{args.connections} for {args.duration:g} s after {WARMUP_S:g} s",
+        format_table(headers, rows),
+        "",
+    ]
+
+
+def _idle(report: BenchReport, args: argparse.Namespace) -> list[str]:
     rows = [
         [name, f"{lag.p50:.3f}", f"{lag.p99:.3f}", f"{lag.max:.3f}", str(lag.samples)]
-        for name, lag in (("explorer TUI", explorer), ("bare asyncio", bare))
+        for name, lags in (
+            ("explorer TUI", report.explorer_idle),
+            ("bare asyncio", report.bare_idle),
+        )
+        for lag in lags
     ]
     return [
-        f"2. Idle loop lag over {args.idle:g} s (ms; 10 ms sampling timer)",
+        f"2. Idle loop lag over {args.idle:g} s (ms; 10 ms sampling timer), a row per round",
         format_table(["loop", "p50", "p99", "max", "samples"], rows),
-        f"  p99 ratio explorer/bare: {fmt(_idle_ratio(explorer, bare), '.2f')}",
+        "",
+    ]
+
+
+def _monitor_cost(report: BenchReport) -> list[str]:
+    rows = [
+        [name, *(f"{r.rps:.0f}" for r in results), f"{_median_rps(results):.0f}"]
+        for name, results in (("no monitor", report.bare), ("monitor", report.bare_monitor))
+    ]
+    headers = ["bare FastAPI app", *(f"round {i + 1}" for i in range(len(report.bare)))]
+    return [
+        "4. The monitor alone: one async def route on the asyncio loop, requests/s",
+        format_table([*headers, "median"], rows),
         "",
     ]
 
@@ -220,20 +299,12 @@ def _median_rps(results: Sequence[LoadResult]) -> float:
     return statistics.median(r.rps for r in results)
 
 
-def _idle_ratio(explorer: IdleLag, bare: IdleLag) -> float | None:
-    return explorer.p99 / bare.p99 if bare.p99 > 0 else None
-
-
 def render(report: BenchReport, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The text report and the same figures as a JSON-ready dict."""
-    explorer_idle, bare_idle = report.explorer_idle, report.bare_idle
-    # measure() fills both or raises
-    assert explorer_idle is not None
-    assert bare_idle is not None
-    lines = [header_line(), "", *_throughput(report, args)]
-    lines += [*_idle(explorer_idle, bare_idle, args), *_stalls(report.stalls)]
+    lines = [header_line(), "", *_summary(report, args), *_throughput(report, args)]
+    lines += [*_idle(report, args), *_stalls(report.stalls), "", *_monitor_cost(report)]
     serve_median, explorer_median = _median_rps(report.serve), _median_rps(report.explorer)
-    ratio = explorer_median / serve_median
+    ratio = statistics.median(_ratios(report.explorer, report.serve))
     figures: dict[str, Any] = {
         "environment": {
             "python": platform.python_version(),
@@ -258,11 +329,25 @@ def render(report: BenchReport, args: argparse.Namespace) -> tuple[str, dict[str
             "target": THROUGHPUT_TARGET,
             "pass": ratio >= THROUGHPUT_TARGET,
         },
+        "cost": {
+            key: {
+                "what": TARGETS[key][0],
+                "rounds": [round(v, 4) for v in values],
+                "median": _round(statistics.median(values), 4) if values else None,
+                "target": TARGETS[key][1],
+                "at_most": TARGETS[key][2],
+                "pass": bool(values) and _verdict(key, statistics.median(values)) == "PASS",
+            }
+            for key, values in report.per_round().items()
+        },
         "idle_lag_ms": {
             "idle_s": args.idle,
-            "explorer": explorer_idle.as_dict(),
-            "bare_asyncio": bare_idle.as_dict(),
-            "p99_ratio": _round(_idle_ratio(explorer_idle, bare_idle), 3),
+            "explorer": [lag.as_dict() for lag in report.explorer_idle],
+            "bare_asyncio": [lag.as_dict() for lag in report.bare_idle],
+        },
+        "monitor": {
+            "bare": [r.as_dict() for r in report.bare],
+            "bare_with_monitor": [r.as_dict() for r in report.bare_monitor],
         },
         "stall_accuracy": {
             "route": BLOCKING_ROUTE,

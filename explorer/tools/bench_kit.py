@@ -348,7 +348,7 @@ class PtyDrain(threading.Thread):
 
 
 @contextlib.contextmanager
-def explorer_process(port: int) -> Iterator[None]:
+def explorer_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """The real TUI in a 140x45 pseudo-terminal on ``port``, serving when the block starts."""
     master, slave = pty.openpty()
     drain: PtyDrain | None = None
@@ -371,7 +371,7 @@ def explorer_process(port: int) -> Iterator[None]:
         drain.start()
         wait_until_serving(port, proc, "the explorer TUI", drain.last_line)
         time.sleep(SETTLE_S)
-        yield
+        yield proc
     finally:
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(OSError):
