@@ -11,11 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import textual
 
 from explorer.context import ExplorerContext, counting_explorer_code
 from server.monitor import LoopMonitor, MonitorConfig, Stall
 from server.monitor.activity import LoopActivity
-from server.monitor.attribution import SERVER_CODE, ProjectCode
+from server.monitor.attribution import SERVER_CODE, ProjectCode, short_path
 from server.monitor.records import LagStats, percentile
 from server.patterns.basics import router as basics
 from server.patterns.basics.work import crunch
@@ -186,3 +187,9 @@ def test_the_caller_says_which_code_a_stall_may_blame(tmp_path: Path) -> None:
     explorer = counting_explorer_code(Settings()).monitor.project_code
     assert explorer.owns(inspect.getfile(ExplorerContext))
     assert explorer.owns(inspect.getfile(basics))
+
+
+def test_a_stall_names_library_lines_from_their_package_even_with_a_venv_in_the_project() -> None:
+    # .venv/ inside the project folder: textual's file is named from site-packages
+    assert short_path(inspect.getfile(textual)) == "textual/__init__.py"
+    assert short_path(inspect.getfile(basics)) == "server/patterns/basics/router.py"

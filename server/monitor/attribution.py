@@ -79,14 +79,14 @@ class CodeLocation:
 
 
 def short_path(filename: str) -> str:
-    """A readable path: relative to the project, to a sys.path entry, or unchanged."""
-    if filename.startswith(_PROJECT_BASE):
-        return filename[len(_PROJECT_BASE) :]
+    """A readable path: relative to the closest of the project's folder and the sys.path
+    entries (``server/app.py``, ``textual/app.py`` even with a venv inside the project), or
+    unchanged."""
     best = ""
-    for entry in sys.path:
-        if entry and filename.startswith(entry + os.sep) and len(entry) > len(best):
+    for entry in (_PROJECT_BASE, *(entry + os.sep for entry in sys.path if entry)):
+        if filename.startswith(entry) and len(entry) > len(best):
             best = entry
-    return filename[len(best) + 1 :] if best else filename
+    return filename[len(best) :] if best else filename
 
 
 class RequestTasks:
