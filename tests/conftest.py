@@ -1,4 +1,4 @@
-"""Shared fixtures: a real server on a free loopback port, and a client for it."""
+"""Shared fixtures: a real server on a free loopback port, a client for it, a snapshot."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import pytest
@@ -18,6 +19,11 @@ from server.monitor import LoopMonitor
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from explorer.app import ExplorerApp
 
 # The shared helpers assert too: rewritten like a test's asserts, a failure shows its values.
 pytest.register_assert_rewrite("tests.pilots", "tests.http_checks")
@@ -109,6 +115,47 @@ def utc_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+#: a terminal's width and height, in cells
+Size = tuple[int, int]
+
+#: the small and the large size a snapshot test parametrized by ``size`` draws its pane at
+#: (its ids, size0 and size1, name the snapshot files)
+SNAPSHOT_SIZES: list[Size] = [(100, 30), (140, 45)]
+
+
+class FrozenSnapshot(Protocol):
+    """What :func:`frozen_snapshot` gives a snapshot test: call it to compare."""
+
+    def __call__(
+        self,
+        size: Size,
+        run_before: Callable[[Pilot[Any]], Awaitable[None]],
+        app: ExplorerApp | None = None,
+    ) -> bool:
+        """Whether the app at ``size``, once ``run_before`` has drawn it, is the snapshot."""
+        ...
+
+
+@pytest.fixture
+def frozen_snapshot(snap_compare: Any, utc_clock: None, tmp_path: Path) -> FrozenSnapshot:
+    """A snapshot test's comparison, under the UTC clock: the explorer frozen for it
+    (:func:`tests.pilots.frozen_app` on this test's own data directory, unless the test
+    gives its ``app``) at a size, once ``run_before`` has drawn it. The snapshot file is
+    named after the test, as :func:`snap_compare` names it."""
+    # Imported here, not above: tests.pilots imports this module (for ``eventually``).
+    from tests.pilots import frozen_app
+
+    def compare(
+        size: Size,
+        run_before: Callable[[Pilot[Any]], Awaitable[None]],
+        app: ExplorerApp | None = None,
+    ) -> bool:
+        shown = app if app is not None else frozen_app(tmp_path)
+        return bool(snap_compare(shown, terminal_size=size, run_before=run_before))
+
+    return compare
 
 
 @pytest.fixture

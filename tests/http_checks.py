@@ -1,4 +1,4 @@
-"""HTTP checks the pattern tests share: a body sent as it is, and what a clear 422 is."""
+"""HTTP checks the pattern tests share: a body sent as it is, a JSON answer, a clear 422."""
 
 from __future__ import annotations
 
@@ -16,6 +16,20 @@ async def send_raw(
     """``body`` exactly as given (labelled JSON), or no body at all when it is ``None``."""
     headers = JSON_CONTENT if body is not None else {}
     return await client.request(method, path, content=body, headers=headers)
+
+
+async def json_answer(
+    client: httpx.AsyncClient, verb: str, path: str, /, **given: str | int
+) -> dict[str, Any]:
+    """The JSON object ``path`` answers ``given`` values with: sent as the query of a GET,
+    as the JSON body of a POST (``verb`` says which)."""
+    if verb == "GET":
+        response = await client.get(path, params=given)
+    else:
+        assert verb == "POST", verb
+        response = await client.post(path, json=given)
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def clear_422_detail(response: httpx.Response) -> list[dict[str, Any]]:

@@ -22,8 +22,10 @@ from explorer.widgets.top_bar import TopBar
 from server.settings import Settings
 from tests.conftest import eventually
 from tests.frozen import FrozenMonitor, key_of
+from tests.layout import problems_of
 
 PaneT = TypeVar("PaneT", bound=PatternPane)
+ResultT = TypeVar("ResultT")
 
 #: what the top bar shows in a snapshot, whatever port the test's server got
 FROZEN_URL = "http://127.0.0.1:8000"
@@ -38,6 +40,18 @@ def frozen_app(data_dir: Path | None = None, monitor: FrozenMonitor | None = Non
     """The explorer for a snapshot: a monitor that stands still (``monitor``, or a new one)."""
     settings = Settings(port=0) if data_dir is None else Settings(port=0, data_dir=data_dir)
     return ExplorerApp(settings, monitor_source=monitor or FrozenMonitor())
+
+
+@asynccontextmanager
+async def running(
+    size: tuple[int, int], ready: Callable[[ExplorerApp, Pilot[Any]], Awaitable[None]]
+) -> AsyncIterator[tuple[ExplorerApp, Pilot[Any]]]:
+    """The explorer (its real monitor, the default data directory) running at ``size``,
+    once ``ready`` has waited for what the test needs: the app and its pilot."""
+    app = ExplorerApp(Settings(port=0))
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        yield app, pilot
 
 
 async def open_live(
@@ -95,6 +109,45 @@ async def quit_with_q(pilot: Pilot[Any], within: float = 10.0) -> None:
     """Press q and wait until the app has its return code (the caller checks which)."""
     await pilot.press("q")
     await eventually(lambda: pilot.app.return_code is not None, within=within)
+
+
+async def press_for(
+    pilot: Pilot[Any], key: str, result: Callable[[], ResultT | None], within: float
+) -> ResultT:
+    """Press ``key`` and wait until ``result()`` gives something (the caller has cleared
+    it first), then a moment to draw it: what it gave."""
+    await pilot.press(key)
+    await eventually(lambda: result() is not None, within=within)
+    await pilot.pause()
+    given = result()
+    assert given is not None
+    return given
+
+
+async def whole_before_and_after_a_run(
+    pilot: Pilot[Any],
+    pane: PatternPane,
+    results: tuple[str, ...],
+    done: Callable[[], bool],
+    within: float,
+) -> None:
+    """Nothing of ``pane`` cut or hidden (see :func:`tests.layout.problems_of`, its
+    ``results`` shown) before r, nor once its run is ``done`` (waited for ``within`` s)."""
+    await pilot.pause(0.1)
+    assert problems_of(pane, results) == []
+    await pilot.press("r")
+    await eventually(done, within=within)
+    await pilot.pause(0.1)
+    assert problems_of(pane, results) == []
+
+
+async def enter_in(pilot: Pilot[Any], field: Input, value: str | None = None) -> None:
+    """Focus ``field`` (its value set to ``value`` first, when given) and press Enter."""
+    if value is not None:
+        field.value = value
+    field.focus()
+    await pilot.pause()
+    await pilot.press("enter")
 
 
 async def enter_and_click(pilot: Pilot[Any], field: str, value: str, button: str) -> None:

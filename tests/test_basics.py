@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -22,12 +23,18 @@ from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
 from explorer.widgets.timeline import Bar, Timeline
 from explorer.widgets.top_bar import TopBar
-from server.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import FrozenSnapshot, eventually
 from tests.frozen import FROZEN_STALLS, FrozenMonitor
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of, visible_region
-from tests.pilots import escape_leaves_the_field, quit_with_q, tab_order
+from tests.pilots import (
+    escape_leaves_the_field,
+    frozen_app,
+    press_for,
+    quit_with_q,
+    running,
+    tab_order,
+)
 
 # -- HTTP -------------------------------------------------------------------------------
 
@@ -196,7 +203,8 @@ async def test_monitor_stream_sends_lag_windows_and_stalls(client: httpx.AsyncCl
 # -- the pane (Pilot) -------------------------------------------------------------------
 
 
-async def started(app: ExplorerApp) -> None:
+async def started(app: ExplorerApp, _: Pilot[Any]) -> None:
+    """Wait until the server answers and the pane is mounted."""
     await eventually(lambda: app.context is not None and bool(app.query(BasicsPane)))
 
 
@@ -205,9 +213,7 @@ def bars(app: ExplorerApp) -> tuple[str, ...]:
 
 
 async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await started(app)
+    async with running((120, 40), started) as (app, pilot):
         pane = app.query_one(BasicsPane)
         count = app.query_one("#count", Input)
         count.value = "3"
@@ -250,9 +256,7 @@ async def test_pane_runs_a_batch_and_shows_the_blocking_stall() -> None:
 
 
 async def test_pane_switches_style_and_refuses_bad_input() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await started(app)
+    async with running((120, 40), started) as (app, pilot):
         pane = app.query_one(BasicsPane)
         await pilot.click("#style-offload")
         assert pane.style_key == "offload"
@@ -284,9 +288,7 @@ async def test_inspector_folds_ui_stalls_into_one_row() -> None:
     def stall(seq: int, location: str, route: str | None = None) -> Stall:
         return Stall(seq, time.time() + 1, 20.0 + seq, "cpu", location, route)
 
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(120, 40)):
-        await started(app)
+    async with running((120, 40), started) as (app, _):
         inspector = app.query_one(StallInspector)
         before = inspector.row_count
         inspector.add_stalls(
@@ -310,9 +312,7 @@ async def test_inspector_folds_ui_stalls_into_one_row() -> None:
 
 
 async def test_command_palette_toggles_blocking_mode() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await started(app)
+    async with running((120, 40), started) as (app, pilot):
         await pilot.press("ctrl+p")
         await pilot.pause(0.1)
         await pilot.press(*"toggle blocking")
@@ -331,11 +331,7 @@ RESULTS = ("#timeline", "#summary")
 async def run_batch(pilot: Pilot[Any], pane: BasicsPane, within: float = 30) -> BatchSummary:
     """Press r and wait for the batch's summary."""
     pane.summary = None
-    await pilot.press("r")
-    await eventually(lambda: pane.summary is not None, within=within)
-    await pilot.pause()
-    assert pane.summary is not None
-    return pane.summary
+    return await press_for(pilot, "r", lambda: pane.summary, within)
 
 
 def timeline_whole(app: ExplorerApp) -> bool:
@@ -358,9 +354,7 @@ def shown(app: ExplorerApp, selector: str) -> str:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
 async def test_pane_is_whole_before_and_after_a_run(size: tuple[int, int]) -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=size) as pilot:
-        await started(app)
+    async with running(size, started) as (app, pilot):
         await pilot.pause()
         pane = app.query_one(BasicsPane)
         assert problems_of(pane, RESULTS) == []
@@ -378,9 +372,7 @@ async def test_pane_is_whole_before_and_after_a_run(size: tuple[int, int]) -> No
 
 
 async def test_enter_in_every_field_runs_and_escape_leaves_it() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app)
+    async with running((100, 30), started) as (app, pilot):
         await pilot.pause(0.2)  # the app focuses the pane's first control after mounting
         pane = app.query_one(BasicsPane)
 
@@ -407,9 +399,7 @@ async def test_enter_in_every_field_runs_and_escape_leaves_it() -> None:
 
 
 async def test_tab_follows_the_screen() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app)
+    async with running((100, 30), started) as (app, pilot):
         await pilot.pause(0.2)
         visited = await tab_order(pilot, app.query_one("#style"), 3)
         assert [widget.id for widget in visited] == ["style", "count", "run"]
@@ -425,9 +415,7 @@ async def test_tab_follows_the_screen() -> None:
 
 async def test_the_pitfall_runs_the_handlers_one_after_another() -> None:
     """The server's own spans show the staircase the client's bars cannot."""
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app)
+    async with running((100, 30), started) as (app, pilot):
         pane = app.query_one(BasicsPane)
         await run_batch(pilot, pane)
         assert peak_overlap(handler_spans(app)) >= 2  # await: the handlers overlap
@@ -453,9 +441,7 @@ async def test_the_pitfall_runs_the_handlers_one_after_another() -> None:
 
 async def test_offloading_keeps_the_loop_free() -> None:
     """Defaults: the loop's lag with the CPU work on it, then offloaded, side by side."""
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app)
+    async with running((100, 30), started) as (app, pilot):
         pane = app.query_one(BasicsPane)
         figure = app.query_one(LoopComparison)
         await pilot.click("#style-cpu")
@@ -540,54 +526,52 @@ def show_frozen_batch(
     pane.show_summary(summary)
 
 
-async def show_frozen_blocking_run(pilot: Pilot[Any], monitor: FrozenMonitor) -> None:
-    await frozen_app_ready(pilot, monitor, blocking=True)
-    app = pilot.app
-    assert isinstance(app, ExplorerApp)
-    clients = [(0.0, 0.611), (0.004, 0.613), (0.006, 0.619)]
-    handlers = [(0.005, 0.206), (0.207, 0.409), (0.410, 0.611)]
-    app.query_one("#count", Input).value = "3"
-    plan = BatchPlan(STYLE_BY_KEY["async"], 3, {"delay": 0.2})
-    show_frozen_batch(app, plan, clients, handlers, 205.2, blocking=True)
-    await pilot.pause(0.1)
-
-
-def test_basics_pane_after_a_blocking_run(snap_compare: Any, utc_clock: None) -> None:
+def basics_snapshot(
+    frozen_snapshot: FrozenSnapshot,
+    size: tuple[int, int],
+    blocking: bool,
+    draw: Callable[[Pilot[Any], ExplorerApp], Awaitable[None]],
+) -> bool:
+    """Whether the pane at ``size`` is its snapshot, once frozen (the blocking switch at
+    ``blocking``) and ``draw`` has put in the figures of a run."""
     monitor = FrozenMonitor()
-    app = ExplorerApp(Settings(port=0), monitor_source=monitor)
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await show_frozen_blocking_run(pilot, monitor)
-
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
-
-
-def test_basics_pane_at_100x30_after_a_default_run(snap_compare: Any, utc_clock: None) -> None:
-    """Five requests of 0.2 s in the right form: the handlers overlap."""
-    monitor = FrozenMonitor()
-    app = ExplorerApp(Settings(port=0), monitor_source=monitor)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await frozen_app_ready(pilot, monitor, blocking=False)
+        await frozen_app_ready(pilot, monitor, blocking)
         assert isinstance(pilot.app, ExplorerApp)
+        await draw(pilot, pilot.app)
+        await pilot.pause(0.1)
+
+    return frozen_snapshot(size, run_before, frozen_app(monitor=monitor))
+
+
+def test_basics_pane_after_a_blocking_run(frozen_snapshot: FrozenSnapshot) -> None:
+    async def draw(pilot: Pilot[Any], app: ExplorerApp) -> None:
+        clients = [(0.0, 0.611), (0.004, 0.613), (0.006, 0.619)]
+        handlers = [(0.005, 0.206), (0.207, 0.409), (0.410, 0.611)]
+        app.query_one("#count", Input).value = "3"
+        plan = BatchPlan(STYLE_BY_KEY["async"], 3, {"delay": 0.2})
+        show_frozen_batch(app, plan, clients, handlers, 205.2, blocking=True)
+
+    assert basics_snapshot(frozen_snapshot, (120, 40), True, draw)
+
+
+def test_basics_pane_at_100x30_after_a_default_run(frozen_snapshot: FrozenSnapshot) -> None:
+    """Five requests of 0.2 s in the right form: the handlers overlap."""
+
+    async def draw(pilot: Pilot[Any], app: ExplorerApp) -> None:
         clients = [(0.001 * i, 0.215 + 0.001 * i) for i in range(5)]
         handlers = [(0.006 + 0.001 * i, 0.207 + 0.001 * i) for i in range(5)]
         plan = BatchPlan(STYLE_BY_KEY["async"], 5, {"delay": 0.2})
-        show_frozen_batch(pilot.app, plan, clients, handlers, 3.4, blocking=False)
-        await pilot.pause(0.1)
+        show_frozen_batch(app, plan, clients, handlers, 3.4, blocking=False)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert basics_snapshot(frozen_snapshot, (100, 30), False, draw)
 
 
-def test_basics_pane_at_140x45_comparing_the_cpu_styles(snap_compare: Any, utc_clock: None) -> None:
+def test_basics_pane_at_140x45_comparing_the_cpu_styles(frozen_snapshot: FrozenSnapshot) -> None:
     """The CPU loop on the loop (a stall per handler) beside the offloaded run (none)."""
-    monitor = FrozenMonitor()
-    app = ExplorerApp(Settings(port=0), monitor_source=monitor)
 
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await frozen_app_ready(pilot, monitor, blocking=False)
-        app = pilot.app
-        assert isinstance(app, ExplorerApp)
+    async def draw(pilot: Pilot[Any], app: ExplorerApp) -> None:
         await pilot.click("#style-offload")
         pane = app.query_one(BasicsPane)
         clients = [(0.001 * i, 0.9 + 0.001 * i) for i in range(5)]
@@ -614,6 +598,5 @@ def test_basics_pane_at_140x45_comparing_the_cpu_styles(snap_compare: Any, utc_c
             pool_startup_s=0.912,
             pool_started_now=True,
         )
-        await pilot.pause(0.1)
 
-    assert snap_compare(app, terminal_size=(140, 45), run_before=run_before)
+    assert basics_snapshot(frozen_snapshot, (140, 45), False, draw)

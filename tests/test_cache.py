@@ -33,10 +33,10 @@ from server.patterns.cache.router import CacheParts
 from server.patterns.cache.ttl_cache import CacheClosed, TTLCache
 from server.runner import ServerHandle
 from server.state import state_of
-from tests.conftest import eventually
+from tests.conftest import FrozenSnapshot, eventually
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of
-from tests.pilots import frozen_app, live_pane, open_frozen, still_picture
+from tests.pilots import live_pane, open_frozen, still_picture
 
 Reply = dict[str, Any]
 
@@ -663,23 +663,20 @@ CLIENTS = DemoResult(
 )
 
 
-def test_cache_pane_after_a_stampede_and_a_client_run(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
+def test_cache_pane_after_a_stampede_and_a_client_run(frozen_snapshot: FrozenSnapshot) -> None:
     run_before = frozen_cache_runs(
         ("stampede", stampede_result(FROZEN_RIGHT)),
         ("stampede", stampede_result(FROZEN_STAMPEDE)),
         ("hanging", HANGING),
         ("clients", CLIENTS),
     )
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+    assert frozen_snapshot((120, 40), run_before)
 
 
-def test_cache_pane_after_a_default_run_at_100x30(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = frozen_cache_runs(("stampede", stampede_result(FROZEN_RIGHT)))
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+def test_cache_pane_after_a_default_run_at_100x30(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot(
+        (100, 30), frozen_cache_runs(("stampede", stampede_result(FROZEN_RIGHT)))
+    )
 
 
 def blocking_stampede_run() -> Any:
@@ -691,15 +688,9 @@ def blocking_stampede_run() -> Any:
     )
 
 
-def test_cache_pane_after_a_blocking_run_at_100x30(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = blocking_stampede_run()
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+def test_cache_pane_after_a_blocking_run_at_100x30(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((100, 30), blocking_stampede_run())
 
 
-def test_cache_pane_after_a_blocking_run_at_140x45(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = blocking_stampede_run()
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)
+def test_cache_pane_after_a_blocking_run_at_140x45(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((140, 45), blocking_stampede_run())

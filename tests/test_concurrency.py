@@ -31,16 +31,16 @@ from explorer.widgets.timeline import Bar, Timeline
 from server.patterns.concurrency.router import STRATEGY_FUNCTIONS, DemoClient, simulated_outcome
 from server.runner import ServerHandle
 from server.state import state_of
-from tests.conftest import eventually
+from tests.conftest import FrozenSnapshot, eventually
 from tests.http_checks import clear_422_detail, send_raw
 from tests.layout import problems_of, visible_region
 from tests.pilots import (
     enter_and_click,
     escape_leaves_the_field,
-    frozen_app,
     live_pane,
     open_frozen,
     open_live,
+    press_for,
     quit_with_q,
     tab_order,
     told_invalid_input,
@@ -579,11 +579,7 @@ async def run_pane(pilot: Pilot[Any], within: float = 20) -> Report:
     assert isinstance(pilot.app, ExplorerApp)
     pane = pane_of(pilot.app)
     pane.report = None
-    await pilot.press("r")
-    await eventually(lambda: pane.report is not None, within=within)
-    await pilot.pause()
-    assert pane.report is not None
-    return pane.report
+    return await press_for(pilot, "r", lambda: pane.report, within)
 
 
 async def pick(pilot: Pilot[Any], strategy: str) -> None:
@@ -860,21 +856,15 @@ def frozen_run(strategy: str, report: Report) -> Any:
     return run_before
 
 
-def test_concurrency_pane_after_a_race(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    run_before = frozen_run("race", FROZEN_RACE)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+def test_concurrency_pane_after_a_race(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((120, 40), frozen_run("race", FROZEN_RACE))
 
 
-def test_concurrency_pane_at_100x30_after_a_default_run(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = frozen_run("gather", FROZEN_GATHER)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+def test_concurrency_pane_at_100x30_after_a_default_run(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((100, 30), frozen_run("gather", FROZEN_GATHER))
 
 
-def test_concurrency_pane_at_140x45_with_a_kept_run(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
+def test_concurrency_pane_at_140x45_with_a_kept_run(frozen_snapshot: FrozenSnapshot) -> None:
     """gather kept, then its blocking-mode form: both drawn on one time scale."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -887,4 +877,4 @@ def test_concurrency_pane_at_140x45_with_a_kept_run(
         pane.report = FROZEN_SEQUENTIAL
         await pilot.pause(0.2)
 
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)
+    assert frozen_snapshot((140, 45), run_before)

@@ -41,13 +41,12 @@ from server.patterns.db.service import ORM_POOL_SIZE, POOL_SIZE
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
-from tests.conftest import eventually, set_blocking
-from tests.http_checks import clear_422_detail, send_raw
+from tests.conftest import FrozenSnapshot, eventually, set_blocking
+from tests.http_checks import clear_422_detail, json_answer, send_raw
 from tests.layout import problems_of
 from tests.pilots import (
     enter_and_click,
     escape_leaves_the_field,
-    frozen_app,
     live_pane,
     open_frozen,
     quit_with_q,
@@ -59,10 +58,14 @@ PG_ENV = "FASTASYNC_TEST_PG_URL"
 PG_URL = os.environ.get(PG_ENV) or None
 NO_PG = f"{PG_ENV} is not set: the PostgreSQL (asyncpg) tests need a server URL"
 
+#: the ``backend`` fixture's parameters: each test that takes it runs on both
 BACKENDS = [
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.skipif(PG_URL is None, reason=NO_PG)),
 ]
+
+#: the app on port 0 with its database ready, and a client of it
+Served = tuple[ServerHandle, httpx.AsyncClient]
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -116,9 +119,7 @@ async def our_backends(app_name: str) -> list[asyncpg.Record]:
 
 
 @contextlib.asynccontextmanager
-async def db_server(
-    data_dir: Path, database_url: str | None = None
-) -> AsyncIterator[tuple[ServerHandle, httpx.AsyncClient]]:
+async def db_server(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Served]:
     """The app on port 0, with its database ready (or given up on)."""
     handle = ServerHandle(Settings(port=0, data_dir=data_dir, database_url=database_url))
     await handle.start()
@@ -136,9 +137,7 @@ def database_of(handle: ServerHandle) -> Database:
 
 
 @pytest.fixture(params=BACKENDS)
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[ServerHandle, httpx.AsyncClient]]:
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
     """The app on each backend in turn."""
     url = None
     if request.param == "postgresql":
@@ -151,15 +150,13 @@ async def backend(
 
 
 @pytest.fixture
-async def sqlite_app(tmp_path: Path) -> AsyncIterator[tuple[ServerHandle, httpx.AsyncClient]]:
+async def sqlite_app(tmp_path: Path) -> AsyncIterator[Served]:
     async with db_server(tmp_path / "data") as served:
         yield served
 
 
 @pytest.fixture
-async def pg_app(
-    pg_schema: str, tmp_path: Path
-) -> AsyncIterator[tuple[ServerHandle, httpx.AsyncClient]]:
+async def pg_app(pg_schema: str, tmp_path: Path) -> AsyncIterator[Served]:
     async with db_server(tmp_path / "data", pg_app_url(pg_schema)) as served:
         status = (await served[1].get("/db/status")).json()
         # The URL is configured: an unreachable server is a failure, not a skip.
@@ -182,9 +179,7 @@ async def pool_settles(handle: ServerHandle, within: float = 10.0) -> None:
 # -- startup, status, seeding -----------------------------------------------------------------
 
 
-async def test_default_is_a_seeded_sqlite_file(
-    sqlite_app: tuple[ServerHandle, httpx.AsyncClient], tmp_path: Path
-) -> None:
+async def test_default_is_a_seeded_sqlite_file(sqlite_app: Served, tmp_path: Path) -> None:
     _, client = sqlite_app
     status = (await client.get("/db/status")).json()
     assert status["state"] == "ready"
@@ -217,8 +212,7 @@ async def test_a_restart_keeps_the_data_and_does_not_seed_again(tmp_path: Path) 
 # -- one row: direct, ORM, pool per request ---------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_fetch_one_user_three_ways(backend: tuple[ServerHandle, httpx.AsyncClient]) -> None:
+async def test_fetch_one_user_three_ways(backend: Served) -> None:
     handle, client = backend
     direct = (await client.get("/db/users/3")).json()
     assert direct["id"] == 3
@@ -243,8 +237,7 @@ async def test_fetch_one_user_three_ways(backend: tuple[ServerHandle, httpx.Asyn
     assert status["orm_pool"]["commits"] == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_unknown_ids_are_404(backend: tuple[ServerHandle, httpx.AsyncClient]) -> None:
+async def test_unknown_ids_are_404(backend: Served) -> None:
     _, client = backend
     for path in ("/db/users/9999", "/db/orm/users/9999", "/db/per-request-pool/users/9999"):
         response = await client.get(path)
@@ -252,10 +245,7 @@ async def test_unknown_ids_are_404(backend: tuple[ServerHandle, httpx.AsyncClien
         assert response.json() == {"detail": "no user with id 9999"}
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_the_session_dependency_commits_or_rolls_back(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_the_session_dependency_commits_or_rolls_back(backend: Served) -> None:
     _, client = backend
     email = f"new-{uuid.uuid4().hex[:8]}@example.com"
     before = (await client.get("/db/status")).json()["orm_pool"]
@@ -280,12 +270,9 @@ async def test_the_session_dependency_commits_or_rolls_back(
 # -- dashboard: gather on the pool vs on one connection ---------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_dashboard_overlaps_on_the_pool(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_dashboard_overlaps_on_the_pool(backend: Served) -> None:
     handle, client = backend
-    report = (await client.get("/db/dashboard", params={"latency_ms": 200})).json()
+    report = await json_answer(client, "GET", "/db/dashboard", latency_ms=200)
     assert report["effective"] == "pool"
     assert report["ok"] == 5
     assert report["failed"] == 0
@@ -309,13 +296,11 @@ async def test_dashboard_overlaps_on_the_pool(
     await pool_settles(handle)
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_dashboard_on_one_connection_shows_what_the_driver_does(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_dashboard_on_one_connection_shows_what_the_driver_does(backend: Served) -> None:
     handle, client = backend
-    params: dict[str, str | int] = {"latency_ms": 100, "mode": "one_connection"}
-    report = (await client.get("/db/dashboard", params=params)).json()
+    report = await json_answer(
+        client, "GET", "/db/dashboard", latency_ms=100, mode="one_connection"
+    )
     assert report["effective"] == "one_connection"
     if report["backend"] == "postgresql":
         # asyncpg refuses the second query while the first runs: the error is the answer.
@@ -339,13 +324,9 @@ async def test_dashboard_on_one_connection_shows_what_the_driver_does(
     await pool_settles(handle)
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_dashboard_on_one_session_never_overlaps(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_dashboard_on_one_session_never_overlaps(backend: Served) -> None:
     _, client = backend
-    params: dict[str, str | int] = {"latency_ms": 100, "mode": "one_session"}
-    report = (await client.get("/db/dashboard", params=params)).json()
+    report = await json_answer(client, "GET", "/db/dashboard", latency_ms=100, mode="one_session")
     assert report["effective"] == "one_session"
     ok = [q for q in report["queries"] if q["error"] is None]
     failed = [q for q in report["queries"] if q["error"] is not None]
@@ -360,12 +341,10 @@ async def test_dashboard_on_one_session_never_overlaps(
     assert "one AsyncSession" in report["note"] or failed
 
 
-async def test_blocking_mode_turns_the_dashboard_into_the_mistake(
-    sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_blocking_mode_turns_the_dashboard_into_the_mistake(sqlite_app: Served) -> None:
     _, client = sqlite_app
     await set_blocking(client, True)
-    report = (await client.get("/db/dashboard", params={"latency_ms": 20})).json()
+    report = await json_answer(client, "GET", "/db/dashboard", latency_ms=20)
     assert report["mode"] == "pool"
     assert report["effective"] == "one_connection"
     await set_blocking(client, False)
@@ -374,15 +353,10 @@ async def test_blocking_mode_turns_the_dashboard_into_the_mistake(
 # -- batch insert, prefetch -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_batch_insert_takes_three_round_trips_row_by_row_takes_n(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_batch_insert_takes_three_round_trips_row_by_row_takes_n(backend: Served) -> None:
     handle, client = backend
-    batch = (await client.post("/db/batch-insert", json={"rows": 300})).json()
-    single = (
-        await client.post("/db/batch-insert", json={"rows": 300, "method": "row_by_row"})
-    ).json()
+    batch = await json_answer(client, "POST", "/db/batch-insert", rows=300)
+    single = await json_answer(client, "POST", "/db/batch-insert", rows=300, method="row_by_row")
     assert batch["effective"] == "batch"
     assert batch["round_trips"] == 3  # BEGIN, executemany, COMMIT
     assert single["effective"] == "row_by_row"
@@ -394,22 +368,17 @@ async def test_batch_insert_takes_three_round_trips_row_by_row_takes_n(
         assert await conn.fetchval("SELECT count(*) FROM events") >= 600
 
     await set_blocking(client, True)
-    forced = (await client.post("/db/batch-insert", json={"rows": 5})).json()
+    forced = await json_answer(client, "POST", "/db/batch-insert", rows=5)
     assert forced["method"] == "batch"
     assert forced["effective"] == "row_by_row"
     assert forced["round_trips"] == 7
     await set_blocking(client, False)
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_prefetch_and_n_plus_one_give_the_same_posts(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_prefetch_and_n_plus_one_give_the_same_posts(backend: Served) -> None:
     _, client = backend
-    prefetch = (await client.get("/db/posts", params={"limit": 30})).json()
-    n_plus_one = (
-        await client.get("/db/posts", params={"limit": 30, "strategy": "n_plus_one"})
-    ).json()
+    prefetch = await json_answer(client, "GET", "/db/posts", limit=30)
+    n_plus_one = await json_answer(client, "GET", "/db/posts", limit=30, strategy="n_plus_one")
     assert prefetch["posts"] == n_plus_one["posts"]
     assert len(prefetch["posts"]) == 30
     assert sum(len(p["comments"]) for p in prefetch["posts"]) > 30
@@ -420,10 +389,7 @@ async def test_prefetch_and_n_plus_one_give_the_same_posts(
 # -- pool exhaustion ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_pool_exhaustion_answers_503_instead_of_hanging(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_pool_exhaustion_answers_503_instead_of_hanging(backend: Served) -> None:
     handle, client = backend
     extra = 6
     params = {"seconds": 1.5, "timeout_s": 0.3}
@@ -444,9 +410,7 @@ async def test_pool_exhaustion_answers_503_instead_of_hanging(
     await pool_settles(handle)
 
 
-async def test_without_the_timeout_the_excess_waits_its_turn(
-    sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_without_the_timeout_the_excess_waits_its_turn(sqlite_app: Served) -> None:
     handle, client = sqlite_app
     await set_blocking(client, True)
     params = {"seconds": 0.4, "timeout_s": 0.05}
@@ -460,9 +424,7 @@ async def test_without_the_timeout_the_excess_waits_its_turn(
     await pool_settles(handle)
 
 
-async def test_the_pool_gauge_counts_real_waiters(
-    sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_the_pool_gauge_counts_real_waiters(sqlite_app: Served) -> None:
     handle, client = sqlite_app
     pool = database_of(handle).pool
     assert pool is not None
@@ -482,10 +444,7 @@ async def test_the_pool_gauge_counts_real_waiters(
 # -- cancellation: no leaked connection -------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_fifty_requests_cancelled_at_random_points_leak_nothing(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_fifty_requests_cancelled_at_random_points_leak_nothing(backend: Served) -> None:
     handle, client = backend
     database = database_of(handle)
     rng = random.Random(50)
@@ -510,7 +469,7 @@ async def test_fifty_requests_cancelled_at_random_points_leak_nothing(
     await asyncio.gather(*(cancelled_request(i) for i in range(50)))
     await pool_settles(handle, within=15)
     # The pool still works, every connection of it.
-    report = (await client.get("/db/dashboard", params={"latency_ms": 10})).json()
+    report = await json_answer(client, "GET", "/db/dashboard", latency_ms=10)
     assert report["ok"] == 5
     if database.backend == "postgresql":
         app_name = database.application_name
@@ -538,10 +497,7 @@ async def eventually_async(check: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-async def test_tasks_cancelled_in_the_pool_give_their_connections_back(
-    backend: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_tasks_cancelled_in_the_pool_give_their_connections_back(backend: Served) -> None:
     handle, _ = backend
     pool = database_of(handle).pool
     assert pool is not None
@@ -594,7 +550,7 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("method", "path", "body"), BAD_REQUESTS)
 async def test_bad_input_is_a_clear_422(
-    sqlite_app: tuple[ServerHandle, httpx.AsyncClient], method: str, path: str, body: bytes | None
+    sqlite_app: Served, method: str, path: str, body: bytes | None
 ) -> None:
     _, client = sqlite_app
     detail = clear_422_detail(await send_raw(client, method, path, body))
@@ -669,9 +625,7 @@ async def test_routes_wait_for_nothing_while_connecting(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(PG_URL is None, reason=NO_PG)
-async def test_the_database_going_away_mid_query_is_a_503(
-    pg_app: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_the_database_going_away_mid_query_is_a_503(pg_app: Served) -> None:
     handle, client = pg_app
     database = database_of(handle)
     hold = asyncio.create_task(client.get("/db/hold", params={"seconds": 4}))
@@ -698,7 +652,7 @@ async def test_the_database_going_away_mid_query_is_a_503(
     # The pool replaces the dead connection; the app goes on.
     await pool_settles(handle)
     assert (await client.get("/db/users/2")).status_code == 200
-    report = (await client.get("/db/dashboard", params={"latency_ms": 10})).json()
+    report = await json_answer(client, "GET", "/db/dashboard", latency_ms=10)
     assert report["ok"] == 5
 
 
@@ -720,9 +674,7 @@ async def no_connections(app_name: str) -> bool:
     return not await our_backends(app_name)
 
 
-async def test_sync_sqlite3_in_async_def_stalls_the_loop(
-    sqlite_app: tuple[ServerHandle, httpx.AsyncClient],
-) -> None:
+async def test_sync_sqlite3_in_async_def_stalls_the_loop(sqlite_app: Served) -> None:
     handle, client = sqlite_app
     monitor = state_of(handle.app).monitor
     right = await client.get("/db/slow-report", params={"seconds": 0.3})
@@ -1164,29 +1116,19 @@ def sqlite_dashboard_run(blocking: bool) -> Any:
     return frozen_db_run(FROZEN_SQLITE_STATUS, "dashboard", data, blocking=blocking)
 
 
-def test_db_pane_after_gather_on_one_connection(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = frozen_db_run(FROZEN_DB_STATUS, "one_connection", FROZEN_DASHBOARD)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+def test_db_pane_after_gather_on_one_connection(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot(
+        (120, 40), frozen_db_run(FROZEN_DB_STATUS, "one_connection", FROZEN_DASHBOARD)
+    )
 
 
-def test_db_pane_after_a_default_run_at_100x30(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = sqlite_dashboard_run(blocking=False)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+def test_db_pane_after_a_default_run_at_100x30(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((100, 30), sqlite_dashboard_run(blocking=False))
 
 
-def test_db_pane_after_a_blocking_run_at_100x30(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = sqlite_dashboard_run(blocking=True)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+def test_db_pane_after_a_blocking_run_at_100x30(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((100, 30), sqlite_dashboard_run(blocking=True))
 
 
-def test_db_pane_after_a_blocking_run_at_140x45(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = sqlite_dashboard_run(blocking=True)
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)
+def test_db_pane_after_a_blocking_run_at_140x45(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((140, 45), sqlite_dashboard_run(blocking=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -15,14 +16,20 @@ from explorer.registry import PANES
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
 from server.monitor import Stall
-from server.settings import Settings
 from tests.conftest import eventually
-from tests.pilots import quit_with_q
+from tests.pilots import quit_with_q, running
 
 
-async def started(app: ExplorerApp, pilot: Pilot[int]) -> None:
+async def started(app: ExplorerApp, pilot: Pilot[Any]) -> None:
+    """Wait until the server answers and the gauges are up."""
     await eventually(lambda: app.context is not None and app._gauges is not None, within=20)
     await pilot.pause(0.2)
+
+
+async def focus_on(widget: Widget) -> None:
+    """Give ``widget`` the focus, and wait until it has it."""
+    widget.focus()
+    await eventually(lambda: widget.has_focus)
 
 
 def focus_is_live(app: ExplorerApp) -> None:
@@ -61,9 +68,7 @@ async def test_code_view_from_every_entry_point_never_locks_the_keys(
     """Each pane's own code (c, keys inside, c and Escape), then a stall's code (s, Enter)
     and straight to the pane's code: the sequence that left focus on a removed panel.
     After each, a digit still switches panes (the next round) and q quits at the end."""
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=size) as pilot:
-        await started(app, pilot)
+    async with running(size, started) as (app, pilot):
         inspector = app.query_one(StallInspector)
         for index in visited:
             await pilot.press(str(index + 1))
@@ -95,9 +100,7 @@ async def test_code_view_from_every_entry_point_never_locks_the_keys(
 
 async def test_focus_left_on_a_removed_widget_is_mended() -> None:
     """Whatever leaves focus on a widget that is gone, the keys come back at once."""
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app, pilot)
+    async with running((100, 30), started) as (app, pilot):
         stray = RadioButton("gone")
         await app.query_one("#body").mount(stray)
         stray.focus()
@@ -165,25 +168,19 @@ FOCUS_TARGETS: dict[str, Callable[[ExplorerApp], Widget]] = {
 
 @pytest.mark.parametrize("kind", list(FOCUS_TARGETS))
 async def test_q_quits_whatever_has_the_focus(kind: str) -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app, pilot)
+    async with running((100, 30), started) as (app, pilot):
         target = FOCUS_TARGETS[kind](app)
         await pilot.pause(0.3)
-        target.focus()
-        await eventually(lambda: target.has_focus)
+        await focus_on(target)
         await quit_with_q(pilot)
     assert app.return_code == 0
 
 
 async def test_a_text_field_keeps_q_as_text_and_ctrl_q_still_quits() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app, pilot)
+    async with running((100, 30), started) as (app, pilot):
         await pilot.press("4")  # WebSocket: its echo field takes any text
         field = app.query_one("#pane-ws #echo-text")
-        field.focus()
-        await eventually(lambda: field.has_focus)
+        await focus_on(field)
         await pilot.press("q")
         assert app.return_code is None
         assert getattr(field, "value", None) == "q"
@@ -196,12 +193,9 @@ async def test_a_text_field_keeps_q_as_text_and_ctrl_q_still_quits() -> None:
 
 async def test_a_number_field_refuses_what_it_cannot_hold() -> None:
     """999 in a 1-100 field, then keys meant for the app: they are not collected as text."""
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app, pilot)
+    async with running((100, 30), started) as (app, pilot):
         field = app.query_one("#pane-basics #count")
-        field.focus()
-        await eventually(lambda: field.has_focus)
+        await focus_on(field)
         await pilot.press("end", "backspace", *"999")
         await pilot.press("r")  # the app's run: the field is refused with a toast
         await pilot.pause(0.2)
@@ -218,9 +212,7 @@ async def test_a_number_field_refuses_what_it_cannot_hold() -> None:
 
 
 async def test_s_focuses_the_newest_stall_and_enter_opens_it() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app, pilot)
+    async with running((100, 30), started) as (app, pilot):
         inspector = app.query_one(StallInspector)
         inspector.add_stalls([fake_stall(20_001), fake_stall(20_002)])
         await pilot.press("s")
@@ -235,9 +227,7 @@ async def test_s_focuses_the_newest_stall_and_enter_opens_it() -> None:
 
 
 async def test_resizing_to_tiny_and_back_leaves_no_scrollbar_on_the_menu() -> None:
-    app = ExplorerApp(Settings(port=0))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await started(app, pilot)
+    async with running((100, 30), started) as (app, pilot):
         nav = app.query_one("#nav", OptionList)
         for size in ((80, 24), (60, 15), (100, 30)):
             await pilot.resize_terminal(*size)

@@ -29,9 +29,8 @@ from server.patterns.sse.feeds import SseHub, tick_value
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
-from tests.conftest import eventually, set_blocking
-from tests.layout import problems_of
-from tests.pilots import frozen_app, live_pane, open_frozen
+from tests.conftest import SNAPSHOT_SIZES, FrozenSnapshot, Size, eventually, set_blocking
+from tests.pilots import enter_in, live_pane, open_frozen, whole_before_and_after_a_run
 
 
 def hub_of(server: ServerHandle) -> SseHub:
@@ -479,12 +478,9 @@ RESULTS = ("#figures", "#events")
 @pytest.mark.parametrize("size", PANE_SIZES)
 async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
     async with live_pane(tmp_path, size, open_pane) as (app, pilot, pane):
-        await pilot.pause(0.1)
-        assert problems_of(pane, RESULTS) == []
-        await pilot.press("r")
-        await eventually(lambda: len(pane.ids_seen) >= 2, within=10)
-        await pilot.pause(0.1)
-        assert problems_of(pane, RESULTS) == []
+        await whole_before_and_after_a_run(
+            pilot, pane, RESULTS, lambda: len(pane.ids_seen) >= 2, within=10
+        )
         figures = app.query_one("#pane-sse #figures", Static)
         assert figures.size.height == 4  # server, ticker, swarm, feed: one row each
         assert "following" in figures_text(app).splitlines()[3]
@@ -492,11 +488,8 @@ async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[
 
 async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
-        field = app.query_one("#pane-sse #subscribers", Input)
-        field.value = "5"
-        field.focus()
-        await pilot.pause()
-        await pilot.press("enter")  # the field's action: open that many subscribers
+        # the field's action: open that many subscribers
+        await enter_in(pilot, app.query_one("#pane-sse #subscribers", Input), "5")
         await eventually(lambda: pane.swarm.open == 5, within=10)
         await pilot.press("escape")
         assert not isinstance(app.focused, Input)
@@ -650,33 +643,33 @@ async def show_frozen(
     return pane
 
 
-def test_sse_pane_after_a_resume(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    async def run_before(pilot: Pilot[Any]) -> None:
-        events = [("open", "", ""), *frozen_ticks(201, 202, 203)]
-        events += [("closed", "", ""), ("open", "5eed00-203", ""), *frozen_ticks(204, 205, 206)]
-        events.append(("heartbeat", "", '{"at": 1795000000.0}'))
-        pane = await show_frozen(pilot, events, FROZEN_SSE_STATS)
-        pane.swarm.open, pane.swarm.delivered = 20, 4_000
-        pane.swarm.lags_ms = [0.8] * 98 + [3.5, 4.1]
-        pane.leave = Leave("done", 3, producers=1, ticks_for_nobody=10, pitfall=True)
-        await pilot.pause(0.4)
-
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+async def draw_after_a_resume(pilot: Pilot[Any]) -> None:
+    """The feed dropped and resumed from its last id, the leave-after-3 pitfall shown."""
+    events = [("open", "", ""), *frozen_ticks(201, 202, 203)]
+    events += [("closed", "", ""), ("open", "5eed00-203", ""), *frozen_ticks(204, 205, 206)]
+    events.append(("heartbeat", "", '{"at": 1795000000.0}'))
+    pane = await show_frozen(pilot, events, FROZEN_SSE_STATS)
+    pane.swarm.open, pane.swarm.delivered = 20, 4_000
+    pane.swarm.lags_ms = [0.8] * 98 + [3.5, 4.1]
+    pane.leave = Leave("done", 3, producers=1, ticks_for_nobody=10, pitfall=True)
+    await pilot.pause(0.4)
 
 
-@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
-def test_sse_pane_after_a_default_run(
-    snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
-) -> None:
+def test_sse_pane_after_a_resume(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((120, 40), draw_after_a_resume)
+
+
+async def draw_after_a_default_run(pilot: Pilot[Any]) -> None:
     """r on defaults: following the feed; then "Ticker, leave after 3" in the right form."""
+    events = [("open", "", ""), *frozen_ticks(201, 202, 203), FROZEN_STALL]
+    events += frozen_ticks(205)
+    server = FROZEN_SSE_STATS | {"streams": 1, "subscribers": 1, "leaked_producers": 0}
+    pane = await show_frozen(pilot, events, server)
+    pane.last_action = "leave"
+    pane.leave = Leave("done", 3, producers=0, ticks_for_nobody=0)
+    await pilot.pause(0.4)
 
-    async def run_before(pilot: Pilot[Any]) -> None:
-        events = [("open", "", ""), *frozen_ticks(201, 202, 203), FROZEN_STALL]
-        events += frozen_ticks(205)
-        server = FROZEN_SSE_STATS | {"streams": 1, "subscribers": 1, "leaked_producers": 0}
-        pane = await show_frozen(pilot, events, server)
-        pane.last_action = "leave"
-        pane.leave = Leave("done", 3, producers=0, ticks_for_nobody=0)
-        await pilot.pause(0.4)
 
-    assert snap_compare(frozen_app(tmp_path), terminal_size=size, run_before=run_before)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
+def test_sse_pane_after_a_default_run(frozen_snapshot: FrozenSnapshot, size: Size) -> None:
+    assert frozen_snapshot(size, draw_after_a_default_run)

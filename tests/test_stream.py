@@ -32,9 +32,9 @@ from server.patterns.stream.export import csv_batches, neutralise, render_sectio
 from server.patterns.stream.router import StreamState
 from server.runner import ServerHandle
 from server.settings import Settings
-from tests.conftest import eventually, set_blocking
+from tests.conftest import SNAPSHOT_SIZES, FrozenSnapshot, Size, eventually, set_blocking
 from tests.layout import problems_of
-from tests.pilots import escape_leaves_the_field, frozen_app, live_pane, open_frozen, quit_with_q
+from tests.pilots import enter_in, escape_leaves_the_field, live_pane, open_frozen, quit_with_q
 
 MiB = 1024 * 1024
 
@@ -514,11 +514,8 @@ async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[
 
 async def test_pane_keys_enter_escape_and_q(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
-        field = app.query_one("#pane-stream #size", Input)
-        field.value = "2"
-        field.focus()
-        await pilot.pause()
-        await pilot.press("enter")  # the pane's run: a 2 MiB download
+        # the pane's run: a 2 MiB download
+        await enter_in(pilot, app.query_one("#pane-stream #size", Input), "2")
         await eventually(
             lambda: pane.transfer is not None and pane.transfer.outcome == "complete", 20
         )
@@ -604,45 +601,44 @@ def frozen_books(name: str, before_mib: float, growth_mib: float, sent: int) -> 
     }
 
 
-def test_stream_pane_mid_download(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    async def run_before(pilot: Pilot[Any]) -> None:
-        name = "sample-1GiB-5eed0000.bin"
-        transfer = Transfer(
-            name,
-            1024**3,
-            received=400 * MiB,
-            started=10.0,
-            finished=12.0,
-            outcome="cancelled: the server stops at its next chunk",
-        )
-        lines = [
-            f"generated {name} (1,073,741,824 bytes)",
-            f"download {name} (FileResponse): cancelled: the server stops at its next chunk",
-        ]
-        pane = await show_frozen(pilot, transfer, frozen_books(name, 80, 3.2, 400 * MiB), lines)
-        pane.server["downloads_aborted"] = 1
-        await pilot.pause(0.4)
-
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+async def draw_mid_download(pilot: Pilot[Any]) -> None:
+    """A 1 GiB download cancelled at 400 MiB: the server stopped at its next chunk."""
+    name = "sample-1GiB-5eed0000.bin"
+    transfer = Transfer(
+        name,
+        1024**3,
+        received=400 * MiB,
+        started=10.0,
+        finished=12.0,
+        outcome="cancelled: the server stops at its next chunk",
+    )
+    lines = [
+        f"generated {name} (1,073,741,824 bytes)",
+        f"download {name} (FileResponse): cancelled: the server stops at its next chunk",
+    ]
+    pane = await show_frozen(pilot, transfer, frozen_books(name, 80, 3.2, 400 * MiB), lines)
+    pane.server["downloads_aborted"] = 1
+    await pilot.pause(0.4)
 
 
-@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
-def test_stream_pane_after_a_blocking_run(
-    snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
-) -> None:
+def test_stream_pane_mid_download(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((120, 40), draw_mid_download)
+
+
+async def draw_after_a_blocking_run(pilot: Pilot[Any]) -> None:
     """r on defaults in blocking mode: 64 MiB read whole, the peak beside RSS now."""
-    app = frozen_app(tmp_path)
+    assert isinstance(pilot.app, ExplorerApp)
+    name = "sample-64MiB-5eed0000.bin"
+    transfer = Transfer(name, 64 * MiB, received=64 * MiB, started=10.0, finished=10.5)
+    transfer.outcome = "complete"
+    lines = [f"generated {name} (67,108,864 bytes)", f"download {name} (read whole): complete"]
+    await show_frozen(pilot, transfer, frozen_books(name, 81.4, 64.6, 64 * MiB), lines)
+    pilot.app.blocking_switch.set(True)
+    await pilot.pause(0.4)
+    pilot.app.clear_notifications()
+    await pilot.pause(0.1)
 
-    async def run_before(pilot: Pilot[Any]) -> None:
-        assert isinstance(pilot.app, ExplorerApp)
-        name = "sample-64MiB-5eed0000.bin"
-        transfer = Transfer(name, 64 * MiB, received=64 * MiB, started=10.0, finished=10.5)
-        transfer.outcome = "complete"
-        lines = [f"generated {name} (67,108,864 bytes)", f"download {name} (read whole): complete"]
-        await show_frozen(pilot, transfer, frozen_books(name, 81.4, 64.6, 64 * MiB), lines)
-        pilot.app.blocking_switch.set(True)
-        await pilot.pause(0.4)
-        pilot.app.clear_notifications()
-        await pilot.pause(0.1)
 
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
+def test_stream_pane_after_a_blocking_run(frozen_snapshot: FrozenSnapshot, size: Size) -> None:
+    assert frozen_snapshot(size, draw_after_a_blocking_run)

@@ -37,10 +37,16 @@ from server.patterns.tasks.jobs import (
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
-from tests.conftest import eventually, set_blocking
+from tests.conftest import SNAPSHOT_SIZES, FrozenSnapshot, Size, eventually, set_blocking
 from tests.http_checks import clear_422_detail, send_raw
-from tests.layout import problems_of
-from tests.pilots import escape_leaves_the_field, frozen_app, live_pane, open_frozen, quit_with_q
+from tests.pilots import (
+    enter_in,
+    escape_leaves_the_field,
+    live_pane,
+    open_frozen,
+    quit_with_q,
+    whole_before_and_after_a_run,
+)
 
 Job = dict[str, Any]
 
@@ -550,12 +556,9 @@ def cell_texts(pane: TasksPane, job_id: int) -> list[str]:
 @pytest.mark.parametrize("size", PANE_SIZES)
 async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[int, int]) -> None:
     async with live_pane(tmp_path, size, open_tasks) as (_, pilot, pane):
-        await pilot.pause(0.1)
-        assert problems_of(pane, RESULTS) == []
-        await pilot.press("r")
-        await eventually(lambda: "failed" in pane.outcome_text, within=10)
-        await pilot.pause(0.1)
-        assert problems_of(pane, RESULTS) == []
+        await whole_before_and_after_a_run(
+            pilot, pane, RESULTS, lambda: "failed" in pane.outcome_text, within=10
+        )
         table = pane.query_one("#jobs", DataTable)
         assert table.size.height - 1 >= 5  # header, then at least five jobs in view
         assert not table.show_horizontal_scrollbar  # a long error is cut, not scrolled
@@ -566,10 +569,8 @@ async def test_pane_is_whole_before_and_after_a_run(tmp_path: Path, size: tuple[
 
 async def test_pane_keys_enter_runs_escape_leaves_q_quits(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_tasks) as (app, pilot, pane):
-        field = app.query_one("#pane-tasks #duration", Input)
-        field.focus()
-        await pilot.pause()
-        await pilot.press("enter")  # Fire & forget, the highlighted button
+        # Fire & forget, the highlighted button
+        await enter_in(pilot, app.query_one("#pane-tasks #duration", Input))
         await eventually(lambda: len(pane.jobs) == 1, within=10)
         assert pane.run is not None
         assert pane.run.action == "fire_and_forget"
@@ -683,21 +684,21 @@ async def show_frozen(pilot: Pilot[Any], jobs: tuple[dict[str, Any], ...], run: 
     await pilot.pause(0.2)
 
 
-def test_tasks_pane_with_a_failed_job(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await show_frozen(pilot, BACKGROUND_BATCH, Run("background", job_ids=(1, 2, 3)))
-
-    assert snap_compare(frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+async def draw_with_a_failed_job(pilot: Pilot[Any]) -> None:
+    """A background batch of three jobs: one done, one failed, one still running."""
+    await show_frozen(pilot, BACKGROUND_BATCH, Run("background", job_ids=(1, 2, 3)))
 
 
-@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
-def test_tasks_pane_after_a_default_run(
-    snap_compare: Any, utc_clock: None, tmp_path: Path, size: tuple[int, int]
-) -> None:
+def test_tasks_pane_with_a_failed_job(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((120, 40), draw_with_a_failed_job)
+
+
+async def draw_after_a_default_run(pilot: Pilot[Any]) -> None:
     """r on defaults: fire-and-forget of a failing job, its error on the result line."""
+    jobs = (*BACKGROUND_BATCH[:2], FIRE_AND_FORGET_FAILED)
+    await show_frozen(pilot, jobs, Run("fire_and_forget", job_ids=(4,)))
 
-    async def run_before(pilot: Pilot[Any]) -> None:
-        jobs = (*BACKGROUND_BATCH[:2], FIRE_AND_FORGET_FAILED)
-        await show_frozen(pilot, jobs, Run("fire_and_forget", job_ids=(4,)))
 
-    assert snap_compare(frozen_app(tmp_path), terminal_size=size, run_before=run_before)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
+def test_tasks_pane_after_a_default_run(frozen_snapshot: FrozenSnapshot, size: Size) -> None:
+    assert frozen_snapshot(size, draw_after_a_default_run)

@@ -39,7 +39,7 @@ from server.patterns.ws.tokens import SUBPROTOCOL, TokenError, TokenSigner, reda
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests import pilots
-from tests.conftest import eventually
+from tests.conftest import FrozenSnapshot, eventually
 from tests.layout import problems_of
 
 MESSAGES = 2000
@@ -1154,28 +1154,19 @@ def frozen_ws_pane(
     return run_before
 
 
-def test_ws_pane_bots_stalled_by_the_naive_broadcast(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True)
-    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+def test_ws_pane_bots_stalled_by_the_naive_broadcast(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((120, 40), frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True))
 
 
-def test_ws_pane_bots_naive_at_100x30(snap_compare: Any, utc_clock: None, tmp_path: Path) -> None:
-    run_before = frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True)
-    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+def test_ws_pane_bots_naive_at_100x30(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((100, 30), frozen_ws_pane("bots", BOT_LINES, FROZEN_BOTS, blocking=True))
 
 
-def test_ws_pane_bots_right_after_the_drop_at_100x30(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
+def test_ws_pane_bots_right_after_the_drop_at_100x30(frozen_snapshot: FrozenSnapshot) -> None:
     lines = (*BOT_LINES, "stalled client: dropped by the server (send timeout)")
     run_before = frozen_ws_pane("bots", lines, FROZEN_BOTS_RIGHT, blocking=False)
-    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(100, 30), run_before=run_before)
+    assert frozen_snapshot((100, 30), run_before)
 
 
-def test_ws_pane_auth_refusals_at_140x45(
-    snap_compare: Any, utc_clock: None, tmp_path: Path
-) -> None:
-    run_before = frozen_ws_pane("auth", AUTH_LINES, None, blocking=False)
-    assert snap_compare(pilots.frozen_app(tmp_path), terminal_size=(140, 45), run_before=run_before)
+def test_ws_pane_auth_refusals_at_140x45(frozen_snapshot: FrozenSnapshot) -> None:
+    assert frozen_snapshot((140, 45), frozen_ws_pane("auth", AUTH_LINES, None, blocking=False))
