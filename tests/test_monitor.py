@@ -193,3 +193,22 @@ def test_a_stall_names_library_lines_from_their_package_even_with_a_venv_in_the_
     # .venv/ inside the project folder: textual's file is named from site-packages
     assert short_path(inspect.getfile(textual)) == "textual/__init__.py"
     assert short_path(inspect.getfile(basics)) == "server/patterns/basics/router.py"
+
+
+def test_a_stall_reads_back_from_its_json() -> None:
+    stall = Stall(
+        seq=7,
+        started_at=1_700_000_000.25,
+        duration_ms=20.5,
+        kind="blocking",
+        location="server/patterns/basics/router.py:123 in blocking_sleep",
+        route="GET /basics/blocking",
+        cpu_ms=0.5,
+        gc_ms=0.0,
+        stack=("a.py:1 in f",),
+    )
+    again = Stall.from_dict(stall.as_dict())
+    assert again.as_dict() == stall.as_dict()
+    assert again.blocked_ms == pytest.approx(20.0)
+    with pytest.raises(KeyError):
+        Stall.from_dict({"seq": 1})

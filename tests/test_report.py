@@ -157,7 +157,7 @@ async def test_the_newer_patterns_show_their_lessons_in_the_figures(tmp_path: Pa
 
 
 async def test_a_failing_form_is_recorded_and_the_rest_still_runs(tmp_path: Path) -> None:
-    broken = Scenario("basics", "broken", "fine", "breaks", failing)
+    broken = Scenario("broken", "fine", "breaks", failing, pattern="basics")
     settings = report_settings(Settings(), tmp_path / "data")
     report = await run_report([broken, scenario("concurrency/gather")], settings)
     assert report.errors == 1
@@ -180,7 +180,7 @@ async def test_a_failing_form_is_recorded_and_the_rest_still_runs(tmp_path: Path
 def test_the_command_exits_non_zero_when_a_scenario_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broken = Scenario("basics", "broken", "fine", "breaks", failing)
+    broken = Scenario("broken", "fine", "breaks", failing, pattern="basics")
     monkeypatch.setattr(report_cli, "SCENARIOS", (broken,))
     from explorer.cli import main
 

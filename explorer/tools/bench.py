@@ -52,6 +52,7 @@ from explorer.tools.bench_kit import (
     write_json,
 )
 from explorer.tools.overhead import bare_app_process, idle_cpu_percent, require_wrk, run_wrk
+from server.monitor import Stall
 
 #: how long a stall may take to show up in /monitor after its request answered (the
 #: watchdog publishes from its own thread once the loop moves on, within a few polls)
@@ -139,13 +140,10 @@ def measure_stalls(client: httpx.Client) -> list[StallRow]:
             row = StallRow(delay_s=delay, handler_ms=float(response.json()["handler_ms"]))
             matched, last_seq = _await_stall(client, last_seq)
             if matched:
-                first = matched[0]
-                row.duration_ms = float(first["duration_ms"])
-                row.blocked_ms = float(first["blocked_ms"])
-                row.cpu_ms = float(first["cpu_ms"])
-                row.kind = first["kind"]
-                row.location = first["location"]
-                row.seq = int(first["seq"])
+                try:
+                    row.stall = Stall.from_dict(matched[0])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise BenchError(f"/monitor reported a stall unexpectedly: {exc}") from None
                 row.extra_stalls = len(matched) - 1
             rows.append(row)
     return rows

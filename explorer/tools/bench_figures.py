@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from explorer.tools.bench_kit import BenchError, fmt, format_table, header_line
+from server.monitor import Stall
 
 LOAD_PATH = "/basics/async?delay=0"
 BLOCKING_ROUTE = "GET /basics/blocking"
 STALL_DELAYS_S = (0.020, 0.050, 0.200, 1.000)
 STALL_REPEATS = 3
 WARMUP_S = 1.0
+#: what the JSON report keeps of each row's stall
+STALL_FIELDS = ("duration_ms", "blocked_ms", "cpu_ms", "kind", "location", "seq")
 
 #: the targets of the instrument's cost: (what, the bound, True when the figure must stay
 #: at or under it); the summary table says each figure's verdict against its own
@@ -89,18 +92,19 @@ class StallRow:
 
     delay_s: float
     handler_ms: float
-    duration_ms: float | None = None
-    blocked_ms: float | None = None
-    cpu_ms: float | None = None
-    kind: str | None = None
-    location: str | None = None
-    seq: int | None = None
+    stall: Stall | None = None
+    #: more stalls on the same route for this one request (a split stall)
     extra_stalls: int = 0
 
     @property
     def missed(self) -> bool:
         """True when the monitor reported no stall for this sleep."""
-        return self.blocked_ms is None
+        return self.stall is None
+
+    @property
+    def blocked_ms(self) -> float | None:
+        """The stall's off-CPU part: what a ``time.sleep`` is measured by."""
+        return None if self.stall is None else self.stall.blocked_ms
 
     @property
     def error_vs_delay_pct(self) -> float | None:
@@ -121,12 +125,11 @@ class StallRow:
         return {
             "delay_ms": round(self.delay_s * 1000.0, 3),
             "handler_ms": round(self.handler_ms, 3),
-            "duration_ms": self.duration_ms,
-            "blocked_ms": self.blocked_ms,
-            "cpu_ms": self.cpu_ms,
-            "kind": self.kind,
-            "location": self.location,
-            "seq": self.seq,
+            **(
+                {key: self.stall.as_dict()[key] for key in STALL_FIELDS}
+                if self.stall
+                else dict.fromkeys(STALL_FIELDS)
+            ),
             "error_vs_delay_pct": _round(self.error_vs_delay_pct),
             "error_vs_handler_pct": _round(self.error_vs_handler_pct),
             "extra_stalls": self.extra_stalls,
@@ -273,11 +276,11 @@ def _stalls(stalls: Sequence[StallRow]) -> list[str]:
         [
             f"{row.delay_s * 1000:.0f}",
             f"{row.handler_ms:.2f}",
-            "missed" if row.missed else fmt(row.duration_ms, ".2f"),
-            "missed" if row.missed else fmt(row.blocked_ms, ".2f"),
+            "missed" if row.stall is None else f"{row.stall.duration_ms:.2f}",
+            "missed" if row.stall is None else f"{row.stall.blocked_ms:.2f}",
             fmt(row.error_vs_delay_pct, "+.2f"),
             fmt(row.error_vs_handler_pct, "+.2f"),
-            row.location or "-",
+            (row.stall and row.stall.location) or "-",
         ]
         for row in stalls
     ]

@@ -114,6 +114,24 @@ class Stall:
             "stack": list(self.stack),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stall:
+        """A stall read back from :meth:`as_dict`'s JSON (``GET /monitor``, another process).
+
+        Raises KeyError, TypeError or ValueError on something else.
+        """
+        return cls(
+            seq=int(data["seq"]),
+            started_at=datetime.fromisoformat(data["started_at"]).timestamp(),
+            duration_ms=float(data["duration_ms"]),
+            kind=data["kind"],
+            location=data["location"],
+            route=data["route"],
+            cpu_ms=float(data["cpu_ms"]),
+            gc_ms=float(data["gc_ms"]),
+            stack=tuple(data["stack"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class MonitorSnapshot:

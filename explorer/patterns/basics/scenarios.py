@@ -49,8 +49,6 @@ async def start_cpu_workers(run: ScenarioRun) -> Outcome:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("basics", "sleep", "await asyncio.sleep", "time.sleep in async def", basics_sleep),
-    Scenario(
-        "basics", "cpu", "process pool", "CPU loop in async def", basics_cpu, start_cpu_workers
-    ),
+    Scenario("sleep", "await asyncio.sleep", "time.sleep in async def", basics_sleep),
+    Scenario("cpu", "process pool", "CPU loop in async def", basics_cpu, start_cpu_workers),
 )

@@ -115,7 +115,7 @@ async def cache_clients(run: ScenarioRun) -> Outcome:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("cache", "stampede", "single flight", "every miss computes", cache_stampede),
-    Scenario("cache", "hanging", "0.5 s timeout", "no timeout", cache_hanging),
-    Scenario("cache", "clients", "one shared client", "a client per call", cache_clients),
+    Scenario("stampede", "single flight", "every miss computes", cache_stampede),
+    Scenario("hanging", "0.5 s timeout", "no timeout", cache_hanging),
+    Scenario("clients", "one shared client", "a client per call", cache_clients),
 )

@@ -43,8 +43,8 @@ async def concurrency_bounded(run: ScenarioRun) -> Outcome:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("concurrency", "gather", "gather", "sequential awaits", concurrency_gather),
-    Scenario("concurrency", "race", "wait(tasks)", "wait(coroutines)", concurrency_race),
-    Scenario("concurrency", "timeout", "asyncio.timeout", "no timeout", concurrency_timeout),
-    Scenario("concurrency", "bounded", "semaphore", "unbounded", concurrency_bounded),
+    Scenario("gather", "gather", "sequential awaits", concurrency_gather),
+    Scenario("race", "wait(tasks)", "wait(coroutines)", concurrency_race),
+    Scenario("timeout", "asyncio.timeout", "no timeout", concurrency_timeout),
+    Scenario("bounded", "semaphore", "unbounded", concurrency_bounded),
 )

@@ -145,7 +145,6 @@ async def db_posts(run: ScenarioRun) -> Outcome:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        "db",
         "slow-report",
         "pooled connection",
         "sync sqlite3 in async def",
@@ -153,12 +152,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         database_ready,
     ),
     Scenario(
-        "db",
         "dashboard",
         "gather on the pool",
         "gather on one connection",
         db_dashboard,
         database_ready,
     ),
-    Scenario("db", "posts", "prefetch", "N+1 queries", db_posts, database_ready),
+    Scenario("posts", "prefetch", "N+1 queries", db_posts, database_ready),
 )

@@ -118,7 +118,6 @@ async def sse_ticker_left(run: ScenarioRun) -> Outcome:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        "sse",
         "ticker-left",
         "generator ticks itself",
         "producer task left running",

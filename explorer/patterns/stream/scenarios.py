@@ -86,7 +86,6 @@ _sample = SampleDownload()
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        "stream",
         "download",
         "FileResponse, 256 KiB reads",
         "whole file read into memory",

@@ -41,5 +41,5 @@ async def tasks_fire_and_forget(run: ScenarioRun) -> Outcome:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("tasks", "fire-and-forget", "supervised", "task lost", tasks_fire_and_forget),
+    Scenario("fire-and-forget", "supervised", "task lost", tasks_fire_and_forget),
 )

@@ -198,7 +198,6 @@ async def ws_stalled_reader(run: ScenarioRun) -> Outcome:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        "ws",
         "slow-reader",
         "outboxes + send timeout",
         "await each socket in turn",

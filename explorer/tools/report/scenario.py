@@ -52,7 +52,6 @@ ScenarioFunction = Callable[[ScenarioRun], Awaitable[Outcome]]
 class Scenario:
     """A pattern's workload; blocking mode switches the server to the pitfall form."""
 
-    pattern: str
     name: str
     right: str
     pitfall: str
@@ -60,6 +59,8 @@ class Scenario:
     #: run before each form, unmeasured: first-use costs (a process pool starting) are
     #: not what the scenario compares
     warmup: ScenarioFunction | None = None
+    #: the pattern's slug: the home it is read from says it (``scenarios_of``), once
+    pattern: str = ""
 
     @property
     def key(self) -> str:

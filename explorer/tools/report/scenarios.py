@@ -7,15 +7,17 @@ forms, so the server code that runs is the code the panes show.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from explorer.patterns import part_of
 from explorer.tools.report.scenario import Scenario
 from server.patterns import PATTERNS
 
 
 def scenarios_of(slug: str) -> tuple[Scenario, ...]:
-    """``explorer.patterns.<slug>.scenarios.SCENARIOS``."""
+    """``explorer.patterns.<slug>.scenarios.SCENARIOS``, each marked as the pattern's."""
     scenarios: tuple[Scenario, ...] = part_of(slug, "scenarios").SCENARIOS
-    return scenarios
+    return tuple(replace(scenario, pattern=slug) for scenario in scenarios)
 
 
 SCENARIOS: tuple[Scenario, ...] = tuple(s for slug in PATTERNS for s in scenarios_of(slug))
