@@ -28,6 +28,9 @@ class LoopActivity:
         self.long_span_s = long_span_s
         #: perf_counter() when the loop last left select(); None while it waits in select().
         self.busy_since: float | None = perf_counter()
+        #: perf_counter() when the loop last entered select(), and the timeout it asked for
+        self.slept_from = self.busy_since
+        self.slept_for: float | None = None
         #: number of select() calls so far; identifies the current busy stretch.
         self.iteration = 0
         #: total seconds spent waiting in select().
@@ -57,6 +60,8 @@ class LoopActivity:
                 cpu = thread_time() - self.cpu_at_busy_start
                 self.long_spans.append((started, entered, self.iteration, cpu))
             self.busy_since = None
+            self.slept_from = entered
+            self.slept_for = timeout
             try:
                 return original(timeout)
             finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 import weakref
@@ -44,6 +45,18 @@ class MonitorConfig:
     project_code: ProjectCode = SERVER_CODE
 
 
+def _epoll_wait_ms(timeout: float) -> int:
+    """The milliseconds epoll_wait() is really given for a select() ``timeout``.
+
+    selectors.EpollSelector rounds to whole milliseconds away from zero; select.epoll
+    then converts that float to nanoseconds rounding up, and to milliseconds rounding up
+    again, so float error turns 9 ms into 10 (CPython 3.11). Both steps, as they are.
+    """
+    seconds = math.ceil(timeout * 1e3) * 1e-3
+    nanoseconds = math.ceil(seconds * 1e9)
+    return -(-nanoseconds // 1_000_000)
+
+
 class LoopMonitor:
     """Measures one asyncio loop. Get it with :meth:`for_loop`; start/stop are refcounted."""
 
@@ -70,6 +83,7 @@ class LoopMonitor:
         self._watchdog: Watchdog | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._expected = 0.0
+        self._clock_offset = 0.0
         rolling_samples = int(config.rolling_s / config.sample_interval_s) + 1
         self._lags_ms: deque[tuple[float, float]] = deque(maxlen=rolling_samples)
         self._window_lags: list[float] = []
@@ -123,6 +137,8 @@ class LoopMonitor:
         self._window_idle_at_start = self._activity.idle_total
         self._idle_marks.clear()
         self._idle_marks.append((self._window_started, self._window_idle_at_start))
+        #: loop.time() - perf_counter(): the selector wrapper times with the latter
+        self._clock_offset = loop.time() - perf_counter()
         self._expected = loop.time() + self.config.sample_interval_s
         self._timer = loop.call_at(self._expected, self._tick)
 
@@ -147,7 +163,7 @@ class LoopMonitor:
     def _tick(self) -> None:
         loop = self.loop
         now = loop.time()
-        lag_ms = max(0.0, now - self._expected) * 1000.0
+        lag_ms = max(0.0, now - self._ready_at(self._expected)) * 1000.0
         self._lags_ms.append((now, lag_ms))
         self._window_lags.append(lag_ms)
         if perf_counter() - self._window_started >= self.config.window_s:
@@ -156,6 +172,27 @@ class LoopMonitor:
         # not a burst of catch-up ticks.
         self._expected = now + self.config.sample_interval_s
         self._timer = loop.call_at(self._expected, self._tick)
+
+    def _ready_at(self, due: float) -> float:
+        """When the loop could first have run a timer ``due`` then (``loop.time()``).
+
+        At ``due``, unless the loop was asleep in select() across it with a timeout that
+        ends later: epoll_wait() counts its timeout in whole milliseconds and Python rounds
+        it up, so a loop woken for something else between two ticks sleeps up to 1 ms past
+        the next one. That timer is late, but nothing held the loop and no request waits
+        for the rounding (I/O wakes select() at once); counted as lag, it made the idle UI's
+        p99 about 1 ms. A wake later than the rounded timeout (the thread not scheduled)
+        still counts.
+        """
+        activity = self._activity
+        woke, timeout = activity.busy_since, activity.slept_for
+        if woke is None or timeout is None or not self._measures_utilization:
+            return due
+        slept_from = activity.slept_from + self._clock_offset
+        if not slept_from <= due < woke + self._clock_offset:
+            return due
+        slept_until = slept_from + _epoll_wait_ms(timeout) / 1000.0
+        return max(due, min(woke + self._clock_offset, slept_until))
 
     def _close_window(self) -> None:
         now = perf_counter()
