@@ -212,3 +212,20 @@ def test_a_stall_reads_back_from_its_json() -> None:
     assert again.blocked_ms == pytest.approx(20.0)
     with pytest.raises(KeyError):
         Stall.from_dict({"seq": 1})
+
+
+async def test_lag_counts_a_busy_loop_but_not_epolls_timeout_rounding() -> None:
+    monitor = LoopMonitor(asyncio.get_running_loop(), MonitorConfig())
+    monitor._measures_utilization = True
+    activity = monitor._activity
+    due = 0.0089
+    # asleep in select() from 0 asking 8.905 ms: epoll really sleeps 10 ms (CPython rounds
+    # to whole ms twice), so a wake at 10.0 ms is the rounding, not the loop held
+    activity.slept_from, activity.slept_for, activity.busy_since = 0.0, 0.008905, 0.0100
+    assert monitor._ready_at(due) == pytest.approx(0.0100)
+    # woken later than the rounded timeout (the thread not scheduled): that part counts
+    activity.busy_since = 0.0104
+    assert monitor._ready_at(due) == pytest.approx(0.0100)
+    # busy at the due time, select() entered only after it: all of it counts
+    activity.slept_from, activity.slept_for, activity.busy_since = 0.0095, 0.0, 0.0096
+    assert monitor._ready_at(due) == due
