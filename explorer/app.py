@@ -33,7 +33,7 @@ from explorer.log_sink import QueueingLogHandler, RootLogCapture
 from explorer.pane import PatternPane
 from explorer.pane_frame import first_control, mark_blocking
 from explorer.quitting import QuitSignals, let_log_threads_finish
-from explorer.registry import PANES, explorer_commands
+from explorer.registry import PANES, explorer_commands, pane_bindings
 from explorer.stall_feed import StallFeed, StallToasts
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.latency_bar import LatencyBar
@@ -71,10 +71,7 @@ class ExplorerApp(App[int]):
         Binding("escape", "leave", "Back", show=False),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-        *(
-            Binding(str(i + 1), f"open_pane({i})", pane.TITLE, show=False)
-            for i, pane in enumerate(PANES)
-        ),
+        *pane_bindings(),
     ]
 
     blocking: reactive[bool] = reactive(False)

@@ -34,7 +34,7 @@ EPILOG = f"""\
 keys in the explorer:
   b  blocking mode on/off       c  code of the handler that ran
   r  run (or Enter in a field)  s / l  stall inspector / log
-  1-8  open a pane              ctrl+p  command palette
+  1-9, 0  open a pane          ctrl+p  command palette
   escape  back (code view, field)   q  quit
 
 examples:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 
 from textual.app import SystemCommand
+from textual.binding import Binding
 
 from explorer.pane import PatternPane
 from explorer.patterns import part_of
@@ -31,6 +32,23 @@ def pane_of(slug: str) -> type[PatternPane]:
 
 
 PANES: tuple[type[PatternPane], ...] = tuple(pane_of(slug) for slug in PATTERNS)
+
+#: the keys that open the panes, in menu order: the top row of digits, 0 last
+PANE_KEYS = "1234567890"
+
+
+def key_of(index: int) -> str | None:
+    """The digit that opens the pane at ``index`` in the menu; None past the tenth."""
+    return PANE_KEYS[index] if index < len(PANE_KEYS) else None
+
+
+def pane_bindings() -> list[Binding]:
+    """The app's bindings that open the panes by their digit (the palette opens them all)."""
+    return [
+        Binding(key, f"open_pane({index})", pane.TITLE, show=False)
+        for index, pane in enumerate(PANES)
+        if (key := key_of(index)) is not None
+    ]
 
 
 def explorer_commands(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+from explorer import registry
 from explorer.pane import PatternPane
 from explorer.registry import PANES
 from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
@@ -19,7 +20,9 @@ T0 = 1_795_000_000.0  # a fixed moment (the inspector shows local times of day)
 
 def key_of(pane: type[PatternPane]) -> str:
     """The digit that opens ``pane`` (its place in the menu)."""
-    return str(PANES.index(pane) + 1)
+    key = registry.key_of(PANES.index(pane))
+    assert key is not None, f"{pane.TITLE} has no key"
+    return key
 
 
 def _sleep_line() -> int:
