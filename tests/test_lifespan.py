@@ -52,7 +52,8 @@ def lab_of(server: ServerHandle) -> LifespanLab:
 async def test_every_form_closes_everything_when_startup_works(client: httpx.AsyncClient) -> None:
     for form in ("lifespan", "naive", "on_event"):
         body = await life(client, form=form, fail_at="none")
-        assert body["started"] and body["served"], body
+        assert body["started"], body
+        assert body["served"], body
         assert len(body["opened"]) == 2, body
         assert body["still_open"] == [], body
         texts = [event["text"] for event in body["events"]]
@@ -66,10 +67,12 @@ async def test_the_corrected_lifespan_closes_what_it_opened_when_startup_fails(
     client: httpx.AsyncClient,
 ) -> None:
     body = await life(client, form="lifespan", fail_at="second")
-    assert not body["started"] and not body["served"]
+    assert not body["started"]
+    assert not body["served"]
     assert len(body["opened"]) == 1
     assert body["still_open"] == []
-    assert body["warnings"] == [] and body["globals_used"] == []
+    assert body["warnings"] == []
+    assert body["globals_used"] == []
     assert body["leftovers"] == 0
 
 
@@ -88,7 +91,8 @@ async def test_the_pitfalls_leave_the_first_resource_open_when_startup_fails(
         assert body["globals_used"]
     cleaned = await client.post("/lifespan/app/cleanup")
     assert cleaned.status_code == 200
-    assert cleaned.json()["leftovers"] == 0 and len(cleaned.json()["closed"]) == 1
+    assert cleaned.json()["leftovers"] == 0
+    assert len(cleaned.json()["closed"]) == 1
     assert lab_of(server).leftovers == []
 
 
@@ -116,7 +120,8 @@ async def test_async_with_keeps_the_pool_full_however_many_requests_fail(
         reading = await gauge(client)
         assert (reading["idle"], reading["leaked"]) == (POOL_SIZE, 0)
     ok = await client.post("/lifespan/pool/request", params={"form": "acm", "fail": "false"})
-    assert ok.status_code == 200 and ok.json()["committed"]
+    assert ok.status_code == 200
+    assert ok.json()["committed"]
 
 
 async def test_a_bare_acquire_leaks_one_connection_per_failing_request_until_503(
@@ -195,13 +200,14 @@ def test_its_key_comes_from_the_registry() -> None:
 
 
 async def test_pane_app_demo_shows_what_each_form_left_open(tmp_path: Path) -> None:
-    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
+    async with live_pane(tmp_path, (100, 30), open_pane) as (_app, pilot, pane):
         assert pane.demo == "app"
         assert problems_of(pane, results=RESULTS) == []
         await pilot.press("r")  # defaults: the 2nd open fails, by mode (right)
         await eventually(lambda: pane.life is not None and not pane.running, within=20)
         assert pane.life is not None
-        assert pane.life["form"] == "lifespan" and pane.life["still_open"] == []
+        assert pane.life["form"] == "lifespan"
+        assert pane.life["still_open"] == []
         assert "closed all it opened" in str(pane.query_one("#verdict").render())
 
         await pilot.press("b")
@@ -209,7 +215,8 @@ async def test_pane_app_demo_shows_what_each_form_left_open(tmp_path: Path) -> N
         await pilot.press("r")
         await eventually(lambda: pane.life is not None and not pane.running, within=20)
         assert pane.life is not None
-        assert pane.life["form"] == "on_event" and len(pane.life["still_open"]) == 1
+        assert pane.life["form"] == "on_event"
+        assert len(pane.life["still_open"]) == 1
         assert "LEFT OPEN" in str(pane.query_one("#verdict").render())
         assert pane.leftovers == 1
         assert problems_of(pane, results=RESULTS) == []
@@ -221,7 +228,7 @@ async def test_pane_app_demo_shows_what_each_form_left_open(tmp_path: Path) -> N
 async def test_pane_pool_demo_drains_in_the_pitfall_and_stays_full_in_the_right_form(
     tmp_path: Path,
 ) -> None:
-    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
+    async with live_pane(tmp_path, (100, 30), open_pane) as (_app, pilot, pane):
         pane.query_one("#demo", Select).value = "pool"
         await pilot.pause()
         assert problems_of(pane, results=RESULTS) == []
@@ -255,7 +262,8 @@ async def test_pane_refuses_bad_fields(tmp_path: Path) -> None:
         pane.query_one("#timeout_s", Input).value = "99"
         await pilot.press("r")
         await pilot.pause()
-        assert not pane.running and pane.drain is None
+        assert not pane.running
+        assert pane.drain is None
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
 
