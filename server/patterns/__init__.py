@@ -13,7 +13,17 @@ from importlib import import_module
 
 from fastapi import APIRouter
 
-PATTERNS: tuple[str, ...] = ("basics", "concurrency", "tasks", "ws", "sse", "stream", "db", "cache")
+PATTERNS: tuple[str, ...] = (
+    "basics",
+    "concurrency",
+    "tasks",
+    "ws",
+    "sse",
+    "stream",
+    "db",
+    "cache",
+    "lifespan",
+)
 
 
 def router_of(slug: str) -> APIRouter:
