@@ -41,7 +41,7 @@ async def lifespan_app_startup(run: ScenarioRun) -> Outcome:
 async def lifespan_pool_leak(run: ScenarioRun) -> Outcome:
     """7 failing requests, one after another, on a pool of 5 connections."""
     expect(await run.http.post("/lifespan/pool/reset"))
-    params = {"fail": "true", "timeout_s": ACQUIRE_TIMEOUT_S}
+    params: dict[str, str | float] = {"fail": "true", "timeout_s": ACQUIRE_TIMEOUT_S}
     idle: list[int] = []
     statuses: list[int] = []
     try:
