@@ -127,7 +127,7 @@ async def test_async_with_keeps_the_pool_full_however_many_requests_fail(
 async def test_a_bare_acquire_leaks_one_connection_per_failing_request_until_503(
     client: httpx.AsyncClient,
 ) -> None:
-    params = {"form": "leak", "fail": "true", "timeout_s": 0.2}
+    params = {"form": "leak", "fail": "true", "timeout_s": "0.2"}
     for n in range(1, POOL_SIZE + 1):
         response = await client.post("/lifespan/pool/request", params=params)
         assert response.status_code == 409, response.text
