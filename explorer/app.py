@@ -33,7 +33,7 @@ from explorer.log_sink import QueueingLogHandler, RootLogCapture
 from explorer.pane import PatternPane
 from explorer.pane_frame import first_control, mark_blocking
 from explorer.quitting import QuitSignals, let_log_threads_finish
-from explorer.registry import PANES, explorer_commands, pane_bindings
+from explorer.registry import PANES, explorer_commands, key_of, pane_bindings
 from explorer.stall_feed import StallFeed, StallToasts
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.latency_bar import LatencyBar
@@ -113,7 +113,10 @@ class ExplorerApp(App[int]):
         yield TopBar()
         with Horizontal(id="body"):
             yield OptionList(
-                *(Option(f"{i + 1} {pane.TITLE}", id=pane.SLUG) for i, pane in enumerate(PANES)),
+                *(
+                    Option(f"{key_of(i) or ' '} {pane.TITLE}", id=pane.SLUG)
+                    for i, pane in enumerate(PANES)
+                ),
                 id="nav",
             )
             yield ContentSwitcher(id="main")
