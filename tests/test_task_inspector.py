@@ -208,7 +208,8 @@ async def test_stopping_restores_the_task_factory_the_handler_and_lock() -> None
         await holder
         assert made, "the previous factory still makes the tasks"
         assert lock_owners.owner_of(lock) is holder
-        assert old_lock.locked() and lock.locked()
+        assert old_lock.locked()
+        assert lock.locked()
         assert lock_owners.owner_of(old_lock) is None  # taken before: owner unknown
     finally:
         monitor.stop()
@@ -216,10 +217,12 @@ async def test_stopping_restores_the_task_factory_the_handler_and_lock() -> None
         loop.set_exception_handler(None)
     assert "_locked" not in asyncio.Lock.__dict__
     assert "_fastasync_owner" not in lock.__dict__
-    assert lock.locked() and lock.__dict__["_locked"] is True
+    assert lock.locked()
+    assert lock.__dict__["_locked"] is True
     lock.release()
     old_lock.release()
-    assert not lock.locked() and not old_lock.locked()
+    assert not lock.locked()
+    assert not old_lock.locked()
 
 
 async def test_stopping_restores_what_was_there() -> None:
@@ -273,7 +276,8 @@ async def test_tasks_pending_at_shutdown_are_logged_and_kept(
             await handle.stop()
         assert "still pending after the server stopped: straggler" in caplog.text
         (kept,) = TaskBook.for_loop().pending_at_shutdown
-        assert kept["name"] == "straggler" and kept["route"] == "GET /x"
+        assert kept["name"] == "straggler"
+        assert kept["route"] == "GET /x"
     finally:
         straggler.cancel()
         await asyncio.gather(straggler, return_exceptions=True)
