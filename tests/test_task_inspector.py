@@ -60,7 +60,6 @@ async def test_a_deadlock_is_reported_within_a_second_with_both_tasks_and_locks(
     loop = asyncio.get_running_loop()
     async with deadlock() as (one, two):
         formed_at = loop.time() + 0.05  # both hold their first lock after the pause
-        began = loop.time()
         cycles: list[dict[str, Any]] = []
         while not cycles and loop.time() - formed_at < 3.0:
             cycles = (await tasks_of(client))["cycles"]
@@ -86,24 +85,39 @@ async def test_a_deadlock_is_reported_within_a_second_with_both_tasks_and_locks(
             assert row["where"]["function"] == "take_in_order"
         # flagged rows come first
         assert {r["name"] for r in data["tasks"][:2]} == {"worker-1", "worker-2"}
-        await asyncio.sleep(0.5)
-        # the deadlock costs the loop nothing: two tasks asleep on futures (loose bound)
+        # while it lasts, looked at as the Tasks tab does, the loop is not held (loose bound)
+        began = loop.time()
+        for _ in range(4):
+            await asyncio.sleep(0.25)
+            assert (await tasks_of(client))["cycles"]
         assert monitor.lag_since(began).p99 < 5.0
 
 
-async def test_a_long_wait_is_flagged(client: httpx.AsyncClient) -> None:
-    sleeper = asyncio.create_task(asyncio.sleep(30), name="long-sleeper")
+async def test_a_long_wait_behind_a_lock_is_flagged_an_idle_sleep_is_not(
+    client: httpx.AsyncClient,
+) -> None:
+    lock = label(asyncio.Lock(), "slow lock")
+    await lock.acquire()  # held by the test's own task
+    waiter = asyncio.create_task(take_in_order(lock, asyncio.Lock(), 0), name="stuck-behind")
+    sleeper = asyncio.create_task(asyncio.sleep(30), name="idle-sleeper")
     try:
+        await asyncio.sleep(0.05)
+        await tasks_of(client, long_wait_s=0.2)  # the first look at the lock wait
         await asyncio.sleep(0.3)
         rows = {row["name"]: row for row in (await tasks_of(client, long_wait_s=0.2))["tasks"]}
-        row = rows["long-sleeper"]
-        assert row["waits_on"]["kind"] == "sleep"
-        assert row["waiting_s"] >= 0.2
-        assert "long_wait" in row["flags"]
-        assert row["created_at"].startswith("tests/test_task_inspector.py:")
+        stuck, idle = rows["stuck-behind"], rows["idle-sleeper"]
+        assert stuck["waits_on"]["kind"] == "lock"
+        assert stuck["waits_on"]["label"] == "slow lock"
+        assert stuck["waiting_s"] >= 0.2
+        assert "long_wait" in stuck["flags"]
+        assert idle["waits_on"]["kind"] == "sleep"
+        assert idle["waiting_s"] >= 0.3  # exact for a sleep: from its timer
+        assert idle["flags"] == []
+        assert idle["created_at"].startswith("tests/test_task_inspector.py:")
     finally:
+        lock.release()
         sleeper.cancel()
-        await asyncio.gather(sleeper, return_exceptions=True)
+        await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
 
 async def test_a_task_created_in_a_request_handler_carries_its_route(

@@ -118,7 +118,7 @@ class TaskInspector(DataTable[str | Text]):
         rows: dict[str, dict[str, Any]] = {}
         ui: list[dict[str, Any]] = []
         for row in snapshot["tasks"]:
-            if is_ui_task(row) and not row["flags"]:
+            if is_ui_task(row) and not {"in_cycle", "never_retrieved"} & set(row["flags"]):
                 ui.append(row)
             else:
                 rows[str(row["id"])] = row

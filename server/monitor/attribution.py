@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.events
 import contextlib
+import functools
 import gc
 import itertools
 import os
@@ -152,6 +153,10 @@ class RequestTasks:
         """The request ``task`` is serving, described (None outside requests)."""
         scope = self._scopes.get(task) if task is not None else None
         return describe_scope(scope) if scope is not None else None
+
+
+#: the same, remembered: the task inspector asks for the same few files hundreds of times
+cached_short_path = functools.lru_cache(maxsize=4096)(short_path)
 
 
 def describe_scope(scope: MutableMapping[str, Any]) -> str:

@@ -68,9 +68,16 @@ def chain_frames(coro: Any, max_depth: int = 48) -> list[types.FrameType]:
     return frames
 
 
+_asyncio_files: dict[str, bool] = {}
+
+
 def is_asyncio(frame: types.FrameType) -> bool:
     """True for a frame of asyncio's own code."""
-    return frame.f_code.co_filename.startswith(_ASYNCIO_DIR)
+    filename = frame.f_code.co_filename
+    known = _asyncio_files.get(filename)
+    if known is None:
+        known = _asyncio_files[filename] = filename.startswith(_ASYNCIO_DIR)
+    return known
 
 
 def where(frames: list[types.FrameType]) -> types.FrameType | None:

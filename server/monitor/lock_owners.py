@@ -115,6 +115,8 @@ def label(obj: Any, text: str) -> Any:
 
 def label_of(obj: Any) -> str | None:
     """The name given with :func:`label`, if any."""
+    if not _labels:  # the usual case, and a snapshot asks for every task's primitive
+        return None
     try:
         return _labels.get(obj)
     except TypeError:

@@ -12,7 +12,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from . import lock_owners
-from .attribution import request_tasks, short_path
+from .attribution import cached_short_path, request_tasks
 from .await_chain import NOT_WAITING, Wait, chain_frames, location, wait_of, where
 from .wait_graph import cycles
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 #: flags, most serious first: the order a row's flags are listed in
 FINISHED = Wait("none", "finished")
+#: waits that are a task stuck behind another when long: an idle consumer's wait (a sleep,
+#: an event, a queue's get, a socket read) is its normal state and is never flagged
+_BLOCKING_KINDS = frozenset({"lock", "semaphore", "condition", "task"})
 FLAGS = ("in_cycle", "never_retrieved", "long_wait", "pending_at_shutdown")
 
 
@@ -52,9 +55,9 @@ def _row(
         else:
             # since a snapshot first saw this very wait: a lower bound, exact to a refresh
             key = id(getattr(task, "_fut_waiter", None) or wait.obj)
-            seen = book.waits_seen.get(task)
+            seen = book.waits_seen.get(id(task))
             if seen is None or seen[0] != key:
-                book.waits_seen[task] = seen = (key, now)
+                book.waits_seen[id(task)] = seen = (key, now)
             waiting_s = now - seen[1]
     request = request_tasks.request_of(task) or (origin.request if origin else None)
     where_dict: dict[str, Any] | None = None
@@ -62,7 +65,7 @@ def _row(
     if inner is not None:
         filename, lineno, function = location(inner)
         where_dict = {"file": filename, "line": lineno, "function": function}
-        where_short = f"{short_path(filename)}:{lineno}"
+        where_short = f"{cached_short_path(filename)}:{lineno}"
     row: dict[str, Any] = {
         "id": id(task),
         "name": task.get_name(),
@@ -80,6 +83,10 @@ def _row(
         "flags": [],
     }
     return row, wait, waiting_s
+
+
+def _blocks(wait: Wait) -> bool:
+    return wait.kind in _BLOCKING_KINDS or (wait.kind == "queue" and "put" in wait.detail)
 
 
 def take(book: TaskBook, long_wait_s: float = 1.0, limit: int = 200) -> dict[str, Any]:
@@ -102,7 +109,7 @@ def take(book: TaskBook, long_wait_s: float = 1.0, limit: int = 200) -> dict[str
         waits[task] = wait
         if wait.target is not None:
             edges[task] = wait.target
-        if waiting_s is not None and waiting_s >= long_wait_s:
+        if waiting_s is not None and waiting_s >= long_wait_s and _blocks(wait):
             row["flags"].append("long_wait")
         if _unretrieved(task):
             row["flags"].append("never_retrieved")
@@ -111,6 +118,10 @@ def take(book: TaskBook, long_wait_s: float = 1.0, limit: int = 200) -> dict[str
             rows[owner]["holds"].append(
                 {"object_id": id(lock), "label": lock_owners.default_name(lock)}
             )
+    # forget the waits of tasks that are gone (their ids may be reused)
+    alive = {id(task) for task in rows}
+    for gone in [key for key in book.waits_seen if key not in alive]:
+        del book.waits_seen[gone]
     shutdown_ids = {entry["id"] for entry in book.pending_at_shutdown}
     found = []
     for cycle in cycles(edges):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import lock_owners
-from .attribution import RequestRef, current_request, short_path
+from .attribution import RequestRef, cached_short_path, current_request
 from .task_snapshot import take
 
 log = logging.getLogger("fastasync.monitor")
@@ -46,7 +46,7 @@ class Origin:
 
     @property
     def site(self) -> str | None:
-        return f"{short_path(self.filename)}:{self.lineno}" if self.filename else None
+        return f"{cached_short_path(self.filename)}:{self.lineno}" if self.filename else None
 
 
 def creation_site(depth: int = 2, limit: int = 12) -> tuple[str | None, int]:
@@ -88,10 +88,8 @@ class TaskBook:
         self.pending_at_shutdown: list[dict[str, Any]] = []
         self.owners_known = False
         self.installed_at = time.monotonic()
-        #: (id of the future waited on, when a snapshot first saw that wait) per task
-        self.waits_seen: weakref.WeakKeyDictionary[asyncio.Future[Any], tuple[int, float]] = (
-            weakref.WeakKeyDictionary()
-        )
+        #: per task id: (id of what it waits on, when a snapshot first saw that wait)
+        self.waits_seen: dict[int, tuple[int, float]] = {}
         self._previous_factory: TaskFactory | None = None
         self._previous_handler: ExceptionHandler | None = None
         self._factory: TaskFactory | None = None
