@@ -15,12 +15,12 @@ from explorer.app import ExplorerApp
 from explorer.task_feed import TaskFeed
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.task_inspector import TaskInspector, TaskSummary
+from explorer.widgets.top_bar import TopBar
 from server.settings import Settings
 from tests.conftest import FrozenSnapshot, eventually
 from tests.frozen import FrozenMonitor
 from tests.pilots import FROZEN_URL, live_app, still_picture
 from tests.test_task_inspector import deadlock, take_in_order
-from explorer.widgets.top_bar import TopBar
 
 SIZES = [(100, 30), (140, 45)]
 
@@ -124,6 +124,10 @@ def _lock_wait(label: str, holder: str) -> dict[str, Any]:
     return {"kind": "lock", "detail": f"{label}, held by {holder}", "object_id": 1, "label": label}
 
 
+def _sleep_wait(detail: str) -> dict[str, Any]:
+    return {"kind": "sleep", "detail": detail, "object_id": None, "label": None}
+
+
 FROZEN_TASKS: dict[str, Any] = {
     "tasks": [
         _row(
@@ -164,7 +168,7 @@ FROZEN_TASKS: dict[str, Any] = {
             route="GET /cache/item",
             request_id="r9",
             created_at="server/patterns/cache/ttl_cache.py:154",
-            flags=["long_wait"],
+            flags=[],
         ),
         _row(
             4,

@@ -19,15 +19,16 @@ UI_ROW = "explorer-ui"
 _UI_PREFIXES = ("textual/", "rich/", "explorer/")
 #: (column key, title, width): fixed, the figures never move the table
 COLUMNS = (
-    ("flag", "flag", 5),
-    ("task", "task", 18),
+    ("flag", "flag", 4),
+    ("task", "task", 16),
     ("waits", "waits on", 30),
-    ("for", "for", 7),
-    ("where", "suspended at", 30),
-    ("age", "age", 7),
+    ("for", "for", 6),
+    ("where", "suspended at", 28),
+    ("age", "age", 6),
     ("route", "request", 24),
-    ("created", "created at", 30),
+    ("created", "created at", 28),
 )
+_WIDTHS = {key: width for key, _, width in COLUMNS}
 _MARKS = {
     "in_cycle": "DEAD",
     "never_retrieved": "EXC",
@@ -48,6 +49,11 @@ def is_ui_task(row: dict[str, Any]) -> bool:
     )
 
 
+def fit_left(text: str, width: int) -> str:
+    """``text``, its start cut if too wide: a path keeps its file and line."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
@@ -66,10 +72,10 @@ def cells_of(row: dict[str, Any]) -> tuple[str | Text, ...]:
         Text(name, style=style),
         Text(f"{waits['kind']}: {waits['detail']}" if waits["kind"] != "none" else waits["detail"]),
         _seconds(row.get("waiting_s")),
-        row.get("where_short") or "-",
+        fit_left(row.get("where_short") or "-", _WIDTHS["where"]),
         _seconds(row.get("age_s")),
         row.get("route") or "-",
-        row.get("created_at") or "-",
+        fit_left(row.get("created_at") or "-", _WIDTHS["created"]),
     )
 
 
