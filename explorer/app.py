@@ -33,7 +33,7 @@ from explorer.pane_frame import first_control, mark_blocking
 from explorer.quitting import QuitSignals, let_log_threads_finish
 from explorer.registry import PANES, explorer_commands, nav_options, pane_bindings
 from explorer.stall_feed import StallFeed, StallToasts
-from explorer.task_feed import UI_LIMIT, TaskFeed, TaskSource, bottom_tabs, mend_focus
+from explorer.task_feed import TaskFeed, TaskSource, bottom_tabs, mend_focus
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.latency_bar import LatencyBar
 from explorer.widgets.stall_inspector import StallInspector
@@ -146,8 +146,7 @@ class ExplorerApp(App[int]):
             blocking=self.blocking_switch,
             stall_settle_s=max(0.01, self._watchdog_poll_s() * 5),
         )
-        book = state_of(self.server.app).monitor.tasks
-        self._tasks.attach(self, lambda: book.snapshot(limit=UI_LIMIT))
+        self._tasks.attach(self, state_of(self.server.app).monitor.tasks)
         top = self.query_one(TopBar)
         top.url = self.server.url
         if not self.settings.is_loopback:

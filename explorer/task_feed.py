@@ -17,11 +17,14 @@ from textual.widgets import RichLog, TabbedContent, TabPane
 
 from explorer.widgets.stall_inspector import StallInspector
 from explorer.widgets.task_inspector import TaskInspector, TaskSummary
+from server.monitor import TaskBook
 
 #: how often the visible tab refreshes
 TASKS_HZ = 1.0
 #: the UI reads every task (it folds its own); the rows it shows are bounded by that
 UI_LIMIT = 1000
+#: Textual's own tasks, one or two per widget: counted, their await chains not read
+UI_COROUTINES = frozenset({"MessagePump._process_messages", "Timer._run_timer"})
 
 TaskSource = Callable[[], dict[str, Any]]
 
@@ -39,10 +42,10 @@ class TaskFeed:
         self._widgets: tuple[TaskInspector, TaskSummary] | None = None
         self.visible = False
 
-    def attach(self, app: App[Any], live: TaskSource) -> None:
-        """Bind the app's widgets and the live source (unless one was given); the timer
-        starts paused."""
-        self.source = self.source or live
+    def attach(self, app: App[Any], book: TaskBook) -> None:
+        """Bind the app's widgets and the live ``book`` (unless a source was given); the
+        timer starts paused."""
+        self.source = self.source or (lambda: book.snapshot(limit=UI_LIMIT, fold=UI_COROUTINES))
         self._widgets = (app.query_one(TaskInspector), app.query_one(TaskSummary))
         self._timer = app.set_interval(1.0 / self.hz, self.refresh, pause=True)
 

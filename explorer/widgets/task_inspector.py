@@ -129,8 +129,9 @@ class TaskInspector(DataTable[str | Text]):
             else:
                 rows[str(row["id"])] = row
         cells = {key: cells_of(row) for key, row in rows.items()}
-        if ui:
-            cells[UI_ROW] = self._ui_cells(ui)
+        folded = int(snapshot["counts"].get("folded", 0))
+        if ui or folded:
+            cells[UI_ROW] = self._ui_cells(ui, folded)
         order = list(cells)
         if order == self._order:
             for key, values in cells.items():
@@ -142,7 +143,7 @@ class TaskInspector(DataTable[str | Text]):
             self._rebuild(order, cells)
         self._rows = rows
         self._order = order
-        self.summary = summary_of(snapshot, len(ui))
+        self.summary = summary_of(snapshot, len(ui) + folded)
         return self.summary
 
     def _cells_of_key(self, key: str) -> list[Any]:
@@ -158,11 +159,11 @@ class TaskInspector(DataTable[str | Text]):
             self.move_cursor(row=order.index(current))
 
     @staticmethod
-    def _ui_cells(rows: list[dict[str, Any]]) -> tuple[str | Text, ...]:
-        oldest = max(row["age_s"] for row in rows)
+    def _ui_cells(rows: list[dict[str, Any]], folded: int) -> tuple[str | Text, ...]:
+        oldest = max((row["age_s"] for row in rows), default=None)
         return (
             "",
-            Text(f"explorer UI ×{len(rows)}", style="dim"),
+            Text(f"explorer UI ×{len(rows) + folded}", style="dim"),
             Text("message pumps, timers, workers", style="dim"),
             "-",
             "textual/…",

@@ -207,6 +207,9 @@ class TaskBook:
         self.pending_at_shutdown = pending
         return pending
 
-    def snapshot(self, long_wait_s: float = 1.0, limit: int = 200) -> dict[str, Any]:
-        """Every task on the loop, flagged, as JSON (:func:`.task_snapshot.take`)."""
-        return take(self, long_wait_s, limit)
+    def snapshot(
+        self, long_wait_s: float = 1.0, limit: int = 200, fold: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """Every task on the loop, flagged, as JSON (:func:`.task_snapshot.take`); tasks
+        whose coroutine's qualified name is in ``fold`` are only counted."""
+        return take(self, long_wait_s, limit, fold)
