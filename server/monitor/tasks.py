@@ -49,12 +49,19 @@ class Origin:
         return f"{cached_short_path(self.filename)}:{self.lineno}" if self.filename else None
 
 
+#: per file: whether it is asyncio's or this monitor's (remembered: checked per task)
+_passing: dict[str, bool] = {}
+
+
 def creation_site(depth: int = 2, limit: int = 12) -> tuple[str | None, int]:
     """The innermost caller outside asyncio and this monitor: who created the task."""
     frame = sys._getframe(depth)
     while frame is not None and limit > 0:
         filename = frame.f_code.co_filename
-        if not filename.startswith((_ASYNCIO_DIR, _MONITOR_DIR)):
+        passing = _passing.get(filename)
+        if passing is None:
+            passing = _passing[filename] = filename.startswith((_ASYNCIO_DIR, _MONITOR_DIR))
+        if not passing:
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
         limit -= 1
