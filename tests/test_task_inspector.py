@@ -296,3 +296,13 @@ async def test_tasks_pending_at_shutdown_are_logged_and_kept(
         straggler.cancel()
         await asyncio.gather(straggler, return_exceptions=True)
         TaskBook.for_loop().pending_at_shutdown = []
+
+
+def test_cycles_are_found_once_each_and_chains_into_them_are_not_cycles() -> None:
+    from server.monitor.wait_graph import cycles
+
+    # a -> b -> c -> a; d waits on a (in no cycle itself); e <-> f; g -> h (ends)
+    edges = {"d": "a", "a": "b", "b": "c", "c": "a", "e": "f", "f": "e", "g": "h"}
+    found = cycles(edges)
+    assert sorted(sorted(cycle) for cycle in found) == [["a", "b", "c"], ["e", "f"]]
+    assert cycles({"x": "y"}) == []
