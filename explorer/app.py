@@ -23,23 +23,24 @@ from textual.widgets import (
     OptionList,
     RichLog,
     TabbedContent,
-    TabPane,
 )
-from textual.widgets.option_list import Option
 
 from explorer.code_source import source_around
-from explorer.context import ExplorerContext, MonitorSource, counting_explorer_code
+from explorer.context import ExplorerContext, MonitorSource, counting_explorer_code, ui_client
 from explorer.log_sink import QueueingLogHandler, RootLogCapture
 from explorer.pane import PatternPane
 from explorer.pane_frame import first_control, mark_blocking
 from explorer.quitting import QuitSignals, let_log_threads_finish
-from explorer.registry import PANES, explorer_commands, key_of, pane_bindings
+from explorer.registry import PANES, explorer_commands, nav_options, pane_bindings
 from explorer.stall_feed import StallFeed, StallToasts
+from explorer.task_feed import TaskFeed, TaskSource, bottom_tabs, mend_focus
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.latency_bar import LatencyBar
 from explorer.widgets.stall_inspector import StallInspector
+from explorer.widgets.task_inspector import TaskInspector
 from explorer.widgets.too_small import TooSmall
 from explorer.widgets.top_bar import TopBar
+from explorer.wording import blocking_notice
 from server.blocking import BlockingSwitch
 from server.heap import keep_out_of_collections, settle_heap
 from server.monitor import Stall
@@ -68,6 +69,7 @@ class ExplorerApp(App[int]):
         Binding("c", "toggle_code", "Code"),
         Binding("s", "show_stalls", "Stalls"),
         Binding("l", "show_tab('log')", "Log"),
+        Binding("t", "show_tab('tasks')", "Tasks"),
         Binding("escape", "leave", "Back", show=False),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -84,12 +86,14 @@ class ExplorerApp(App[int]):
         *,
         monitor_source: MonitorSource | None = None,
         gauge_hz: float = GAUGE_HZ,
+        task_source: TaskSource | None = None,
     ) -> None:
         super().__init__()
         self.settings = counting_explorer_code(settings or Settings())
         self.server = ServerHandle(self.settings)
         self.blocking_switch: BlockingSwitch = state_of(self.server.app).blocking
         self._monitor_override = monitor_source
+        self._tasks = TaskFeed(task_source)
         self._gauge_hz = gauge_hz
         self._log_handler = QueueingLogHandler()
         self._log_capture = RootLogCapture(self._log_handler)
@@ -112,20 +116,9 @@ class ExplorerApp(App[int]):
         yield TooSmall()
         yield TopBar()
         with Horizontal(id="body"):
-            yield OptionList(
-                *(
-                    Option(f"{key_of(i) or ' '} {pane.TITLE}", id=pane.SLUG)
-                    for i, pane in enumerate(PANES)
-                ),
-                id="nav",
-            )
+            yield OptionList(*nav_options(), id="nav")
             yield ContentSwitcher(id="main")
-        with TabbedContent(id="bottom"):
-            with TabPane("Stalls", id="stalls"):
-                yield StallInspector(id="stall-inspector")
-            with TabPane("Log", id="log"):
-                # wrapped, not cut at the edge; bounded
-                yield RichLog(max_lines=1000, wrap=True, markup=False, id="log-view")
+        yield from bottom_tabs()
         yield LatencyBar()
         yield Footer()
 
@@ -146,17 +139,14 @@ class ExplorerApp(App[int]):
             self.exit(return_code=2, message=f"fastasync-explorer: {exc}")
             return
         monitor: MonitorSource = self._monitor_override or state_of(self.server.app).monitor
-        self._http = httpx.AsyncClient(
-            base_url=self.server.url,
-            timeout=httpx.Timeout(60.0, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-        )
+        self._http = ui_client(self.server.url)
         self.context = ExplorerContext(
             http=self._http,
             monitor=monitor,
             blocking=self.blocking_switch,
             stall_settle_s=max(0.01, self._watchdog_poll_s() * 5),
         )
+        self._tasks.attach(self, state_of(self.server.app).monitor.tasks)
         top = self.query_one(TopBar)
         top.url = self.server.url
         if not self.settings.is_loopback:
@@ -223,16 +213,8 @@ class ExplorerApp(App[int]):
             self.notify(top_bar.warning, severity="error", timeout=10)
 
     def _mend_focus(self) -> None:
-        """Never leave focus on a widget that is gone.
-
-        Keys go to the focused widget and its ancestors' bindings; a removed widget has no
-        ancestors, so every key, ``q`` included, would reach nothing and the UI would look
-        frozen. Whatever put it there, focus moves back to the visible view.
-        """
-        focused = self.screen.focused
-        if focused is not None and not focused.is_attached:
-            self.screen.set_focus(None)
-            self._focus_main(self.showing_code)
+        """Never leave focus on a widget that is gone (``q`` must always quit)."""
+        mend_focus(self.screen, lambda: self._focus_main(self.showing_code))
 
     # -- blocking mode ---------------------------------------------------------------------
 
@@ -250,14 +232,8 @@ class ExplorerApp(App[int]):
 
     def action_toggle_blocking(self) -> None:
         """Same switch as ``PUT /monitor/blocking``."""
-        enabled = self.blocking_switch.toggle()
-        self.notify(
-            "Async handlers now take their pitfall form. Run something and watch the stall."
-            if enabled
-            else "Handlers are back to their right form.",
-            title="Blocking mode ON" if enabled else "Blocking mode off",
-            severity="warning" if enabled else "information",
-        )
+        message, title, severity = blocking_notice(self.blocking_switch.toggle())
+        self.notify(message, title=title, severity=severity)
 
     # -- navigation ------------------------------------------------------------------------
 
@@ -302,6 +278,13 @@ class ExplorerApp(App[int]):
     def action_show_tab(self, tab: str) -> None:
         self.showing_code = False
         self.query_one("#bottom", TabbedContent).active = tab
+        if tab == "tasks":
+            self.call_after_refresh(self.query_one(TaskInspector).focus)
+
+    def on_tabbed_content_tab_activated(self, _: object = None) -> None:
+        """The Tasks tab takes snapshots only while it is the one shown."""
+        active = self.query_one("#bottom", TabbedContent).active
+        self._tasks.follow(active == "tasks" and not self.showing_code)
 
     def action_show_stalls(self) -> None:
         """The stall inspector, focused on its newest row: Enter opens that stall's code."""
@@ -336,7 +319,20 @@ class ExplorerApp(App[int]):
             self.notify("That stall ended before the watchdog could sample it.")
             return
         title = f"stall #{stall.seq}: {stall.duration_ms:.1f} ms ({stall.kind})"
-        self.query_one(CodeView).blocks = (source_around(stall.filename, stall.lineno, title),)
+        self.show_code_at(stall.filename, stall.lineno, title)
+
+    def on_task_inspector_selected(self, message: TaskInspector.Selected) -> None:
+        """The code where the task picked is suspended."""
+        row, where = message.row, message.row["where"]
+        if where is None:
+            self.notify(f"{row['name']} is not suspended in any code ({row['state']}).")
+            return
+        title = f"task {row['name']}: {row['waits_on']['kind']} {row['waits_on']['detail']}"
+        self.show_code_at(where["file"], where["line"], title)
+
+    def show_code_at(self, filename: str, lineno: int, title: str) -> None:
+        """The code view on the function around ``filename:lineno``."""
+        self.query_one(CodeView).blocks = (source_around(filename, lineno, title),)
         self.showing_code = True
 
     def watch_showing_code(self, showing: bool) -> None:
@@ -347,6 +343,7 @@ class ExplorerApp(App[int]):
         # The code gets the whole width and height: lines are read whole, not cut.
         self.query_one("#nav").display = not showing
         self.query_one("#bottom").display = not showing
+        self.on_tabbed_content_tab_activated()
         # Focus follows the view: left on a hidden input, it would swallow the keys.
         self.call_after_refresh(self._focus_main, showing)
 
@@ -383,6 +380,7 @@ class ExplorerApp(App[int]):
         self._stopped = True
         if self._gauge_timer is not None:
             self._gauge_timer.stop()
+        self._tasks.stop()
         await let_log_threads_finish(self)
         self.workers.cancel_all()
         if self._unsubscribe is not None:

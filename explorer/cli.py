@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_server_options(parser)
+    # the task inspector's benchmark runs the TUI without its task book (its baseline)
+    parser.add_argument("--no-task-book", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -143,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     bench.add_argument(
+        "--task-inspector",
+        action="store_true",
+        help="instead: requests/s of /basics/async with the task book off, the Tasks tab "
+        "hidden and shown, ratios side by side",
+    )
+    bench.add_argument(
         "pattern",
         nargs="?",
         choices=list(PATTERN_BENCHMARKS),
@@ -168,7 +176,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"fastasync-explorer: --port must be 0 to 65535, not {args.port}")
     if args.stall_threshold_ms <= 0:
         raise SystemExit("fastasync-explorer: --stall-threshold-ms must be positive")
-    monitor = MonitorConfig(stall_threshold_s=args.stall_threshold_ms / 1000.0)
+    monitor = MonitorConfig(
+        stall_threshold_s=args.stall_threshold_ms / 1000.0,
+        task_book=not getattr(args, "no_task_book", False),
+    )
     settings = Settings(
         host=args.host, port=args.port, blocking_mode=args.blocking, monitor=monitor
     )
@@ -241,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(PATTERN_BENCHMARKS[args.pattern])
             code: int = module.main(args.pattern_args)
             return code
+        if args.task_inspector:
+            from explorer.tools.bench_tasks import run_task_inspector_bench
+
+            return run_task_inspector_bench(args)
         from explorer.tools.bench import run_bench
 
         return run_bench(args)

@@ -53,3 +53,12 @@ class ExplorerContext:
         # a millisecond of slack: the stall's start and the run's are read on two clocks
         since = began_wall - 0.001
         return [stall for stall in self.monitor.stalls_after(0) if stall.started_at >= since]
+
+
+def ui_client(base_url: str) -> httpx.AsyncClient:
+    """The UI's client for its own server: generous limits (panes run load), long reads."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+    )

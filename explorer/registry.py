@@ -10,6 +10,7 @@ from functools import partial
 
 from textual.app import SystemCommand
 from textual.binding import Binding
+from textual.widgets.option_list import Option
 
 from explorer.pane import PatternPane
 from explorer.patterns import part_of
@@ -63,3 +64,10 @@ def explorer_commands(
     yield SystemCommand("Show code", "The handler that ran and the pane's client code", show_code)
     for index, pane in enumerate(PANES):
         yield SystemCommand(f"Open {pane.TITLE}", pane.SUMMARY, partial(open_pane, index))
+
+
+def nav_options() -> list[Option]:
+    """The menu's entries: each pane's key and title, in the registry's order."""
+    return [
+        Option(f"{key_of(i) or ' '} {pane.TITLE}", id=pane.SLUG) for i, pane in enumerate(PANES)
+    ]

@@ -348,8 +348,11 @@ class PtyDrain(threading.Thread):
 
 
 @contextlib.contextmanager
-def explorer_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """The real TUI in a 140x45 pseudo-terminal on ``port``, serving when the block starts."""
+def explorer_process(
+    port: int, *, options: Sequence[str] = (), keys: bytes = b""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The real TUI in a 140x45 pseudo-terminal on ``port``, serving when the block starts
+    (with command-line ``options``, and ``keys`` typed once it has settled)."""
     master, slave = pty.openpty()
     drain: PtyDrain | None = None
     proc: subprocess.Popen[bytes] | None = None
@@ -358,7 +361,7 @@ def explorer_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
         env = dict(os.environ, TERM="xterm-256color")
         env.pop("TEXTUAL", None)  # no devtools or other debug features from the caller
         proc = subprocess.Popen(
-            [sys.executable, "-m", "explorer.cli", "--port", str(port)],
+            [sys.executable, "-m", "explorer.cli", "--port", str(port), *options],
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -371,6 +374,9 @@ def explorer_process(port: int) -> Iterator[subprocess.Popen[bytes]]:
         drain.start()
         wait_until_serving(port, proc, "the explorer TUI", drain.last_line)
         time.sleep(SETTLE_S)
+        if keys:
+            os.write(master, keys)
+            time.sleep(SETTLE_S)
         yield proc
     finally:
         if proc is not None and proc.poll() is None:
