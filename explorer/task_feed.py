@@ -45,6 +45,7 @@ class TaskFeed:
     def attach(self, app: App[Any], book: TaskBook) -> None:
         """Bind the app's widgets and the live ``book`` (unless a source was given); the
         timer starts paused."""
+        book.host_coroutines = UI_COROUTINES  # GET /monitor/tasks folds them too
         self.source = self.source or (lambda: book.snapshot(limit=UI_LIMIT, fold=UI_COROUTINES))
         self._widgets = (app.query_one(TaskInspector), app.query_one(TaskSummary))
         self._timer = app.set_interval(1.0 / self.hz, self.refresh, pause=True)

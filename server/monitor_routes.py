@@ -133,11 +133,17 @@ async def read_tasks(
     limit: Annotated[
         int, Query(ge=1, le=1000, description="At most this many tasks listed.")
     ] = 200,
+    fold: Annotated[
+        bool,
+        Query(description="Count the host's own tasks (the explorer's UI) without reading them."),
+    ] = True,
 ) -> dict[str, Any]:
     """Every task on the loop: where it is suspended, what it waits on, the request that
     created it, and flags (``in_cycle``: a deadlock, ``long_wait``, ``never_retrieved``,
     ``pending_at_shutdown``). ``cycles`` names each deadlock's tasks and locks."""
-    return monitor.tasks.snapshot(long_wait_s=long_wait_s, limit=limit)
+    book = monitor.tasks
+    folded = book.host_coroutines if fold else frozenset()
+    return book.snapshot(long_wait_s=long_wait_s, limit=limit, fold=folded)
 
 
 @router.get("/process")

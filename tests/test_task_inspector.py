@@ -306,3 +306,29 @@ def test_cycles_are_found_once_each_and_chains_into_them_are_not_cycles() -> Non
     found = cycles(edges)
     assert sorted(sorted(cycle) for cycle in found) == [["a", "b", "c"], ["e", "f"]]
     assert cycles({"x": "y"}) == []
+
+
+async def parked_host_task() -> None:
+    """Stands for one of the host's own tasks (the explorer's message pumps)."""
+    await asyncio.sleep(30)
+
+
+async def test_the_hosts_own_tasks_are_counted_not_read_unless_asked(
+    client: httpx.AsyncClient, monitor: LoopMonitor
+) -> None:
+    parked = asyncio.create_task(parked_host_task(), name="host pump")
+    monitor.tasks.host_coroutines = frozenset({parked_host_task.__qualname__})
+    try:
+        await asyncio.sleep(0)
+        folded = await tasks_of(client)
+        assert folded["counts"]["folded"] == 1
+        assert "host pump" not in [row["name"] for row in folded["tasks"]]
+        whole = (await client.get("/monitor/tasks", params={"fold": "false"})).json()
+        assert "folded" not in whole["counts"] or whole["counts"]["folded"] == 0
+        assert "host pump" in [row["name"] for row in whole["tasks"]]
+        assert whole["counts"]["total"] == folded["counts"]["total"]
+    finally:
+        monitor.tasks.host_coroutines = frozenset()
+        parked.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await parked

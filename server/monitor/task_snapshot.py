@@ -160,7 +160,11 @@ def take(
         if id(task) in shutdown_ids:
             row["flags"].append("pending_at_shutdown")
         row["flags"].sort(key=FLAGS.index)
-    ordered = sorted(rows.values(), key=lambda r: (not r["flags"], -r["age_s"]))
+    # the gravest first (a cycle before a long wait: flags are sorted by FLAGS), then oldest
+    ordered = sorted(
+        rows.values(),
+        key=lambda r: (FLAGS.index(r["flags"][0]) if r["flags"] else len(FLAGS), -r["age_s"]),
+    )
     listed = ordered[:limit]
     return {
         "tasks": listed,

@@ -95,6 +95,10 @@ class TaskBook:
         self.pending_at_shutdown: list[dict[str, Any]] = []
         self.owners_known = False
         self.installed_at = time.monotonic()
+        #: coroutines (qualified names) of the host that shares the loop, such as the
+        #: explorer's hundreds of Textual message pumps: ``GET /monitor/tasks`` counts them
+        #: and does not read their chains, unless asked to (``fold=false``)
+        self.host_coroutines: frozenset[str] = frozenset()
         #: per task id: (id of what it waits on, when a snapshot first saw that wait)
         self.waits_seen: dict[int, tuple[int, float]] = {}
         self._previous_factory: TaskFactory | None = None
