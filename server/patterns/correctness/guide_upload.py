@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from server.deps import BlockingMode, provided
@@ -89,7 +90,9 @@ class UploadSandbox:
             )
         if target.is_dir() or not target.parent.is_dir():
             where = "is a directory" if target.is_dir() else f"has no directory {target.parent}"
-            raise Refused(f"refused: {filename!r} resolves to {target}, which {where}")
+            raise Refused(
+                f"refused: {filename!r} resolves to {target}, which {where}; nothing written"
+            )
         return target
 
     def room(self) -> None:
