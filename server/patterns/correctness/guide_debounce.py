@@ -207,7 +207,9 @@ async def trigger(
     form: Annotated[
         DebounceForm | None, Query(description="guide (as written), fixed; none: by mode")
     ] = None,
-    delay_s: Annotated[float, Query(ge=0.01, le=5.0, description="Quiet time before the run.")] = 0.3,
+    delay_s: Annotated[
+        float, Query(ge=0.01, le=5.0, description="Quiet time before the run.")
+    ] = 0.3,
 ) -> TriggerOut:
     """One trigger of ``key``: the guide's debounce() (awaited) or the corrected one."""
     chosen: DebounceForm = form or ("guide" if blocking else "fixed")

@@ -243,7 +243,9 @@ async def upload(
     elif chosen == "guide":
         verdict = f"stayed in uploads/: wrote {sandbox.root.name}/{stored}"
     else:
-        verdict = f"server-generated name: wrote {sandbox.root.name}/{stored}; {shown!r} is metadata"
+        verdict = (
+            f"server-generated name: wrote {sandbox.root.name}/{stored}; {shown!r} is metadata"
+        )
     return UploadOut(
         form=chosen,
         filename=shown,
