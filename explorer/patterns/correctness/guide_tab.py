@@ -86,6 +86,9 @@ class GuideFixesTab(Vertical):
     GuideFixesTab #guide-filename { width: 30; }
     GuideFixesTab .field { width: auto; margin-right: 1; }
     GuideFixesTab .field Label { padding: 0 1 0 0; }
+    /* a width of their own: an Input's default 100% of an auto-width row is no room */
+    GuideFixesTab #guide-callers { width: 4; }
+    GuideFixesTab #guide-delay { width: 7; }
     GuideFixesTab TabLesson { margin-top: 1; }
     GuideFixesTab #guide-verdict { height: 2; }
     GuideFixesTab #guide-log { height: 1fr; min-height: 3; }
