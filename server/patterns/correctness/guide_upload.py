@@ -243,9 +243,7 @@ async def upload(
     elif chosen == "guide":
         verdict = f"stayed in uploads/: wrote {sandbox.root.name}/{stored}"
     else:
-        verdict = (
-            f"server-generated name: wrote {sandbox.root.name}/{stored}; {shown!r} is metadata"
-        )
+        verdict = f"server-generated name: wrote {stored}; the filename sent is only metadata"
     return UploadOut(
         form=chosen,
         filename=shown,
