@@ -270,9 +270,24 @@ async def test_over_the_cap_is_413_and_nothing_is_written(
 
 async def test_bad_upload_input_is_a_clear_4xx(client: httpx.AsyncClient) -> None:
     missing = await client.post("/correctness/upload", params={"form": "fixed"})
-    assert missing.status_code == 422
-    assert "file part" in missing.json()["detail"]
+    assert "file part" in clear_422_detail(missing)[0]["msg"]
     clear_422_detail(await upload(client, "other", "x.txt"))
+    extra = await client.post(
+        "/correctness/upload",
+        params={"form": "fixed"},
+        data={"note": "x"},
+        files={"file": ("x.txt", b"x")},
+    )
+    assert extra.status_code == 400, extra.text
+    assert "fields" in extra.json()["detail"]
+
+
+async def test_blocking_mode_picks_the_guides_upload(
+    client: httpx.AsyncClient, blocking: None
+) -> None:
+    response = await client.post("/correctness/upload", files={"file": ("../escaped.txt", b"x")})
+    assert response.status_code == 200, response.text
+    assert (response.json()["form"], response.json()["escaped"]) == ("guide", True)
 
 
 async def test_reset_and_shutdown_empty_the_sandbox(tmp_path: Path) -> None:

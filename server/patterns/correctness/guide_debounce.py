@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
 from server.deps import BlockingMode, provided
+from server.patterns.correctness.guide_params import absent_not_null
 from server.patterns.tasks.debounce import Bursts
 
 log = logging.getLogger("fastasync.correctness")
@@ -205,7 +206,11 @@ async def trigger(
     response: Response,
     key: Key = "search",
     form: Annotated[
-        DebounceForm | None, Query(description="guide (as written), fixed; none: by mode")
+        DebounceForm | None,
+        Query(
+            json_schema_extra=absent_not_null,
+            description="guide (as written), fixed; none: by mode",
+        ),
     ] = None,
     delay_s: Annotated[
         float, Query(ge=0.01, le=5.0, description="Quiet time before the run.")

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from server.deps import BlockingMode, provided
+from server.patterns.correctness.guide_params import absent_not_null
 
 #: the request body's cap (the file and its multipart headers)
 MAX_BODY = 1024 * 1024
@@ -156,13 +158,20 @@ async def file_part(request: Request) -> tuple[UploadFile, Any]:
             raise TooLarge(f"over {MAX_BODY:,} bytes")
         return message
 
-    form = await Request(request.scope, capped).form(max_files=1, max_fields=4)
+    form = await Request(request.scope, capped).form(max_files=1, max_fields=0)
     part = form.get("file")
     if not isinstance(part, UploadFile):
         await form.close()
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "a multipart/form-data body with one file part named 'file' is needed",
+        # FastAPI's own 422 shape (the app's handler sends it), as for any missing field
+        raise RequestValidationError(
+            [
+                {
+                    "type": "missing",
+                    "loc": ["body", "file"],
+                    "msg": "a multipart/form-data body with one file part named 'file' is needed",
+                    "input": None,
+                }
+            ]
         )
     return part, form
 
@@ -194,6 +203,7 @@ MULTIPART_FILE: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {"file": {"type": "string", "format": "binary"}},
                 }
             }
@@ -213,12 +223,18 @@ async def upload(
     sandbox: SandboxDep,
     blocking: BlockingMode,
     form: Annotated[
-        UploadForm | None, Query(description="guide (client's filename), fixed; none: by mode")
+        str | None,
+        Query(
+            pattern="^(guide|fixed)$",
+            json_schema_extra=absent_not_null,
+            description="guide (client's filename), fixed; none: by mode",
+        ),
     ] = None,
 ) -> UploadOut:
     """Store one uploaded file: where the client's filename says (guide) or under a
     server-generated name (fixed)."""
-    chosen: UploadForm = form or ("guide" if blocking else "fixed")
+    # the pattern has let only "guide" and "fixed" through
+    chosen: UploadForm = "guide" if form == "guide" or (form is None and blocking) else "fixed"
     sandbox.room()
     try:
         part, parsed = await file_part(request)
