@@ -1,21 +1,48 @@
-"""Correctness pane (scaffold, integrator: drop): a TabbedContent holding the guide fixes."""
+"""Correctness pane: code that runs without error and is still wrong, next to its fix.
+
+A ``TabbedContent`` of demo tabs, one line each in :data:`TABS`; the pane hands ``r``, the
+lesson and the code view to the tab shown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from textual.app import ComposeResult
+from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
 
 from explorer.code_source import SourceBlock
+from explorer.context import ExplorerContext
 from explorer.pane import LessonLine, PatternPane
 from explorer.patterns.correctness.guide_tab import GuideFixesTab
+from explorer.patterns.correctness.tabs import MissingAwaitTab, RaceTab, SwallowTab
 from server.monitor import Stall
+
+
+class Tab(Protocol):
+    """What the pane asks of a tab."""
+
+    def action_run(self) -> None: ...
+    def lesson_of(self, blocking: bool) -> LessonLine: ...
+    def code_blocks(self) -> list[SourceBlock]: ...
+
+
+#: the tabs, in order: title, id, and how to build it (a tab is one line here)
+TABS: tuple[tuple[str, str, Callable[[ExplorerContext], Widget]], ...] = (
+    ("Missing await", "tab-await", MissingAwaitTab),
+    ("Race", "tab-race", RaceTab),
+    ("Swallowed", "tab-swallow", SwallowTab),
+    ("Guide fixes", "tab-guide", GuideFixesTab),
+)
 
 
 class CorrectnessPane(
     PatternPane,
     slug="correctness",
     title="Correctness",
-    summary="the guide's own snippets, corrected",
+    summary="missing await, races, swallowed errors: wrong without an error",
 ):
     """Its tabs; each runs and shows itself."""
 
@@ -25,12 +52,18 @@ class CorrectnessPane(
     """
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(id="correctness-tabs"), TabPane("Guide fixes", id="tab-guide"):
-            yield GuideFixesTab(self.context)
+        with TabbedContent(id="correctness-tabs"):
+            for title, tab_id, build in TABS:
+                with TabPane(title, id=tab_id):
+                    yield build(self.context)
 
     @property
-    def tab(self) -> GuideFixesTab:
-        return self.query_one(GuideFixesTab)
+    def tab(self) -> Tab:
+        """The tab shown."""
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(tabs.active) if tabs.active else tabs.query(TabPane).first()
+        shown: Tab = pane.children[0]  # type: ignore[assignment]
+        return shown
 
     def action_run(self) -> None:
         self.tab.action_run()

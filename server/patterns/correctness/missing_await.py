@@ -13,6 +13,7 @@ tracking on, the call, the object dropped, the warning recorded, never reaching 
 
 from __future__ import annotations
 
+import asyncio
 import linecache
 import sys
 import warnings
@@ -39,7 +40,7 @@ class AuditLog:
     @classmethod
     async def open(cls, data_dir: Path) -> AuditLog:
         """Open (and create) the table in ``data_dir``."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(data_dir / DB_FILE, isolation_level=None)
         await db.execute(
             "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, note TEXT NOT NULL)"
@@ -97,9 +98,9 @@ def call_without_await(audit: AuditLog) -> tuple[str, Warned | None]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            got = write_row(audit, "pitfall")  # type: ignore[unused-coroutine]  # the bug
+            got = write_row(audit, "pitfall")  # the bug: no await
             shown = repr(got)
-            origin = got.cr_origin or ()
+            origin = getattr(got, "cr_origin", None) or ()
             del got  # the last reference: CPython warns right here
     finally:
         sys.set_coroutine_origin_tracking_depth(depth)

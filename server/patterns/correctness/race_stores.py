@@ -52,6 +52,7 @@ class Store(ABC):
     async def buy_safe(self) -> Sale:
         """Sell one item so that no concurrent sale is lost."""
 
+    @abstractmethod
     async def close(self) -> None:
         """Release what the store holds."""
 
@@ -86,6 +87,9 @@ class MemoryStore(Store):
             self.stock = read - 1
             return read, read - 1
 
+    async def close(self) -> None:
+        """Nothing to release: an integer."""
+
 
 class SqliteStore(Store):
     """One row in an SQLite file, through one aiosqlite connection (autocommit)."""
@@ -95,7 +99,7 @@ class SqliteStore(Store):
 
     @classmethod
     async def open(cls, data_dir: Path) -> SqliteStore:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(data_dir / SQLITE_FILE, isolation_level=None)
         await db.execute("CREATE TABLE IF NOT EXISTS stock (id INTEGER PRIMARY KEY, n INTEGER)")
         await db.execute("INSERT OR IGNORE INTO stock (id, n) VALUES (1, 0)")
