@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Input, Select, TabbedContent
 
 from explorer.app import ExplorerApp
 from explorer.patterns.correctness.guide_tab import GuideFixesTab
@@ -317,6 +317,8 @@ async def open_tab(app: ExplorerApp, pilot: Pilot[Any]) -> CorrectnessPane:
     pane = await open_live(app, pilot, CorrectnessPane)
     await pilot.pause()
     assert pane.display
+    pane.query_one(TabbedContent).active = "tab-guide"  # the last tab
+    await pilot.pause()
     return pane
 
 

@@ -20,6 +20,14 @@ from explorer.widgets.number_field import number_input
 from server.patterns.correctness import missing_await, race, race_stores, swallow
 
 
+#: each store choice's class (its two ways to buy are what the code view shows)
+STORES: dict[str, type[race_stores.Store]] = {
+    "memory": race_stores.MemoryStore,
+    "sqlite": race_stores.SqliteStore,
+    "postgres": race_stores.PgStore,
+}
+
+
 class MissingAwaitTab(DemoTab):
     """Calls the row-writing helper with and without ``await``."""
 
@@ -88,11 +96,7 @@ class RaceTab(DemoTab):
 
     def code_blocks(self) -> list[SourceBlock]:
         form = self.form_in_use(self.context.blocking.enabled)
-        kind: type[race_stores.Store] = {
-            "memory": race_stores.MemoryStore,
-            "sqlite": race_stores.SqliteStore,
-            "postgres": race_stores.PgStore,
-        }[self.choice]
+        kind = STORES[self.choice]
         method = kind.buy_racy if form == "pitfall" else kind.buy_safe
         return [
             source_of(method, f"server: {kind.__name__} ({form})"),

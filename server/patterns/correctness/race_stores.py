@@ -2,7 +2,7 @@
 
 Each store has the same two ways to sell one item:
 
-- ``buy_racy``: read the level, ``await`` (a real round trip; ``sleep(0)`` in memory), write
+- ``buy_racy``: read the level, ``await`` (a real round trip; 2 ms of sleep in memory), write
   ``read - 1``. Concurrent buyers read the same level and overwrite each other: lost updates.
 - ``buy_safe``: memory takes an ``asyncio.Lock`` around read and write; the databases do it
   in one atomic ``UPDATE ... SET n = n - 1 ... RETURNING n``.
@@ -25,6 +25,9 @@ SQLITE_FILE = "correctness-race.sqlite3"
 PG_TABLE = "correctness_race_stock"
 #: connecting to PostgreSQL gives up after this long
 CONNECT_TIMEOUT_S = 3.0
+
+#: the memory store's pretend round trip between read and write
+ROUND_TRIP_S = 0.002
 
 Sale = tuple[int, int | None]
 
@@ -72,7 +75,8 @@ class MemoryStore(Store):
 
     async def buy_racy(self) -> Sale:
         read = self.stock
-        await asyncio.sleep(0)  # any await: another request runs here, with the same read
+        # any await (here a pretend 2 ms round trip): other requests run, with the same read
+        await asyncio.sleep(ROUND_TRIP_S)
         if read <= 0:
             return read, None
         self.stock = read - 1
@@ -81,7 +85,7 @@ class MemoryStore(Store):
     async def buy_safe(self) -> Sale:
         async with self.lock:  # read and write with no other buyer in between
             read = self.stock
-            await asyncio.sleep(0)
+            await asyncio.sleep(ROUND_TRIP_S)
             if read <= 0:
                 return read, None
             self.stock = read - 1
