@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from textual import on
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
@@ -64,6 +65,20 @@ class CorrectnessPane(
         pane = tabs.get_pane(tabs.active) if tabs.active else tabs.query(TabPane).first()
         shown: Tab = pane.children[0]  # type: ignore[assignment]
         return shown
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        # Focus left in the tab just hidden would pull it back (a TabPane with a focused
+        # descendant is activated): it moves to the first control of the tab shown.
+        if event.tabbed_content.id != "correctness-tabs":
+            return
+        focused = self.screen.focused
+        stray = focused is not None and any(
+            isinstance(up, TabPane) and up is not event.pane for up in focused.ancestors
+        )
+        controls = event.pane.query("Select, Button")
+        if stray and controls:
+            controls.first().focus()
 
     def action_run(self) -> None:
         self.tab.action_run()
