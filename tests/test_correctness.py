@@ -399,7 +399,7 @@ def frozen_race() -> Race:
             {"seq": seq, "read": read, "wrote": read - 1, "read_ms": seq * 0.5, "write_ms": 9.0}
         )
     summary = {
-        "store": "sqlite",
+        "store": "memory",
         "form": "pitfall",
         "stock": 10,
         "sold": 10,
