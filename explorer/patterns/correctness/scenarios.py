@@ -37,8 +37,7 @@ async def race(run: ScenarioRun) -> Outcome:
         reset = {"store": store, "stock": str(BUYERS)}
         expect(await run.http.post("/correctness/race/reset", params=reset))
         buys = [
-            run.http.post("/correctness/race/buy", params={"store": store})
-            for _ in range(BUYERS)
+            run.http.post("/correctness/race/buy", params={"store": store}) for _ in range(BUYERS)
         ]
         for response in await asyncio.gather(*buys):
             expect(response)

@@ -19,7 +19,6 @@ from explorer.patterns.correctness.demo_tab import Choices, DemoTab, labelled
 from explorer.widgets.number_field import number_input
 from server.patterns.correctness import missing_await, race, race_stores, swallow
 
-
 #: each store choice's class (its two ways to buy are what the code view shows)
 STORES: dict[str, type[race_stores.Store]] = {
     "memory": race_stores.MemoryStore,
