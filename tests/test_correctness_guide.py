@@ -64,7 +64,13 @@ def sandbox_of(server: ServerHandle) -> UploadSandbox:
 
 
 def files_under(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    # a reset removes the sandbox and makes it again: while it is gone, it holds no file
+    if not folder.is_dir():
+        return set()
+    try:
+        return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    except FileNotFoundError:
+        return set()
 
 
 def outside_marks() -> tuple[int | None, bool]:
