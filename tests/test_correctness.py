@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Select, TabbedContent
+from textual.widgets import Input, Select, TabbedContent
 
 from explorer.app import ExplorerApp
 from explorer.patterns.correctness.client import Race
@@ -365,7 +365,7 @@ async def test_pane_refuses_an_absurd_n(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
         await show(pilot, pane, "tab-race")
         tab = pane.query_one(RaceTab)
-        tab.query_one("#race-n").value = "999"  # type: ignore[attr-defined]
+        tab.query_one("#race-n", Input).value = "999"
         await pilot.press("r")
         await pilot.pause()
         assert not tab.running
@@ -416,6 +416,8 @@ def frozen_run(tab_id: str, tab_type: type[DemoTab], result: Any) -> Any:
         app.blocking_switch.set(True)
         await show(pilot, pane, tab_id)
         tab = pane.query_one(tab_type)
+        if isinstance(result, Race):  # the field says the N of the frozen run
+            tab.query_one("#race-n", Input).value = str(result.summary["stock"])
         tab.post_message(DemoTab.Done(tab, result))
         await pilot.pause(0.3)
         await still_picture(pilot)
