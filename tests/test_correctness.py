@@ -373,6 +373,18 @@ async def test_pane_refuses_an_absurd_n(tmp_path: Path) -> None:
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
 
+async def test_pane_says_why_postgres_is_not_there(tmp_path: Path) -> None:
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
+        await show(pilot, pane, "tab-race")
+        tab = pane.query_one(RaceTab)
+        tab.query_one("#race-choice", Select).value = "postgres"
+        await pilot.pause()
+        await pilot.press("r")
+        await eventually(lambda: not tab.running and "409" in tab.figures["verdict"], within=20)
+        assert "no PostgreSQL configured" in tab.figures["verdict"]
+        assert problems_of(pane, results=results(tab)) == []
+
+
 # -- snapshots (live numbers frozen) -------------------------------------------------------
 
 FROZEN_AWAIT: Reply = {

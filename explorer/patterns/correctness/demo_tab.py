@@ -179,7 +179,9 @@ class DemoTab(Vertical):
     async def _go(self, form: str) -> None:
         try:
             self.post_message(self.Done(self, await self.fetch(form)))
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except ValueError as exc:  # the server's refusal: its sentence says why
+            self.post_message(self.Done(self, None, str(exc)))
+        except (httpx.HTTPError, KeyError) as exc:
             self.post_message(self.Done(self, None, f"{type(exc).__name__}: {exc}"))
 
     async def fetch(self, form: str) -> Any:
