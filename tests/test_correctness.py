@@ -374,7 +374,7 @@ async def test_pane_refuses_an_absurd_n(tmp_path: Path) -> None:
 
 
 async def test_pane_says_why_postgres_is_not_there(tmp_path: Path) -> None:
-    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
+    async with live_pane(tmp_path, (100, 30), open_pane) as (_app, pilot, pane):
         await show(pilot, pane, "tab-race")
         tab = pane.query_one(RaceTab)
         tab.query_one("#race-choice", Select).value = "postgres"
