@@ -373,6 +373,32 @@ async def test_pane_refuses_an_absurd_n(tmp_path: Path) -> None:
         assert any("Invalid input" in (n.title or "") for n in app._notifications)
 
 
+async def test_leaving_the_pane_mid_run_cancels_the_run(tmp_path: Path) -> None:
+    async with live_pane(tmp_path, (100, 30), open_pane) as (app, pilot, pane):
+        await show(pilot, pane, "tab-race")
+        tab = pane.query_one(RaceTab)
+        tab.query_one("#race-choice", Select).value = "sqlite"
+        tab.query_one("#race-n", Input).value = "500"
+        await pilot.press("r")
+        await pilot.pause()
+        assert tab.running
+        await pilot.press("c")  # the code view covers the pane: the run is not cancelled
+        await eventually(lambda: not tab.running, within=30)
+        assert tab.result is not None
+        await pilot.press("c")
+        assert not app.showing_code
+
+        tab.result = None
+        await pilot.press("r")
+        await pilot.pause()
+        assert tab.running
+        await pilot.press("1")  # another pane: the run is cancelled
+        await eventually(lambda: not tab.running, within=5)
+        assert tab.result is None
+        assert "the pane was left mid-run" in tab.figures["verdict"]
+        assert not [w for w in tab.workers if w.group == "race" and not w.is_finished]
+
+
 async def test_pane_says_why_postgres_is_not_there(tmp_path: Path) -> None:
     async with live_pane(tmp_path, (100, 30), open_pane) as (_app, pilot, pane):
         await show(pilot, pane, "tab-race")

@@ -176,6 +176,13 @@ class DemoTab(Vertical):
         self._log.update("")
         self.run_worker(self._go(self.form_chosen()), exclusive=True, group=self.PREFIX)
 
+    def pane_hidden(self) -> None:
+        """The pane was left: a run still going is cancelled (its requests with it)."""
+        if self.running:
+            self.workers.cancel_group(self, self.PREFIX)
+            self.running = False
+            self._verdict.update(Text("cancelled: the pane was left mid-run", style="yellow"))
+
     async def _go(self, form: str) -> None:
         try:
             self.post_message(self.Done(self, await self.fetch(form)))

@@ -80,6 +80,16 @@ class CorrectnessPane(
         if stray and controls:
             controls.first().focus()
 
+    def on_hide(self) -> None:
+        """Another pane was opened: every tab ends what it left running (a tab without the
+        hook has nothing that outlives a run)."""
+        if getattr(self.app, "current_slug", None) == self.SLUG:
+            return  # the code view covers the pane: it is still the pane in use
+        for _, tab_id, _ in TABS:
+            hook = getattr(self.query_one(f"#{tab_id}", TabPane).children[0], "pane_hidden", None)
+            if hook is not None:
+                hook()
+
     def action_run(self) -> None:
         self.tab.action_run()
 
