@@ -475,3 +475,31 @@ def test_correctness_pane_race_pitfall(
     frozen_snapshot: FrozenSnapshot, size: tuple[int, int]
 ) -> None:
     assert frozen_snapshot(size, frozen_run("tab-race", RaceTab, frozen_race()))
+
+
+FROZEN_GATHER: Reply = {
+    "kind": "gather",
+    "form": "pitfall",
+    "said": "5 done",
+    "failed": [],
+    "really_failed": 2,
+    "loop_logged": None,
+}
+
+
+@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
+def test_correctness_pane_swallow_pitfall(
+    frozen_snapshot: FrozenSnapshot, size: tuple[int, int]
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app, pane = await open_frozen(pilot, CorrectnessPane)
+        app.blocking_switch.set(True)
+        await show(pilot, pane, "tab-swallow")
+        tab = pane.query_one(SwallowTab)
+        tab.query_one("#swallow-choice", Select).value = "gather"
+        await pilot.pause()
+        tab.post_message(DemoTab.Done(tab, FROZEN_GATHER))
+        await pilot.pause(0.3)
+        await still_picture(pilot)
+
+    assert frozen_snapshot(size, run_before)
