@@ -27,5 +27,21 @@ def first_control(pane: PatternPane | None) -> Widget | None:
     ``b``, ``r`` and ``q`` as text; a field only when the pane has nothing else."""
     if pane is None:
         return None
-    focusable = pane.query("RadioSet, Select, Button") or pane.query("Input")
-    return focusable.first() if focusable else None
+    for kinds in ("RadioSet, Select, Button", "Input"):
+        # skip what a hidden part of the pane holds (a tab not shown): focused, it would
+        # be shown instead (a TabPane with a focused descendant is activated)
+        shown = [widget for widget in pane.query(kinds) if _shown_within(widget, pane)]
+        if shown:
+            return shown[0]
+    return None
+
+
+def _shown_within(widget: Widget, pane: PatternPane) -> bool:
+    """Whether ``widget`` and its ancestors below ``pane`` are displayed."""
+    node: Widget | None = widget
+    while node is not None and node is not pane:
+        if not node.display:
+            return False
+        parent = node.parent
+        node = parent if isinstance(parent, Widget) else None
+    return True

@@ -22,6 +22,7 @@ PATTERNS: tuple[str, ...] = (
     "stream",
     "db",
     "cache",
+    "correctness",
     "lifespan",
 )
 

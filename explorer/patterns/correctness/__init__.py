@@ -1,0 +1,1 @@
+"""Correctness pane: the guide's own snippets that are wrong, shown corrected (scaffold)."""

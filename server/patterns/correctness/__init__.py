@@ -1,0 +1,1 @@
+"""Correctness: the guide's own snippets that are wrong, shown corrected (scaffold)."""
