@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -122,6 +122,22 @@ async def stream_monitor(
             last_stall = stall.seq
             yield ServerSentEvent(event="stall", id=f"s{stall.seq}", data=stall.as_dict())
         await asyncio.sleep(monitor.config.window_s)
+
+
+@router.get("/tasks")
+async def read_tasks(
+    monitor: MonitorDep,
+    long_wait_s: Annotated[
+        float, Query(ge=0.01, le=3600, description="A wait this long (s) is flagged long_wait.")
+    ] = 1.0,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="At most this many tasks listed.")
+    ] = 200,
+) -> dict[str, Any]:
+    """Every task on the loop: where it is suspended, what it waits on, the request that
+    created it, and flags (``in_cycle``: a deadlock, ``long_wait``, ``never_retrieved``,
+    ``pending_at_shutdown``). ``cycles`` names each deadlock's tasks and locks."""
+    return monitor.tasks.snapshot(long_wait_s=long_wait_s, limit=limit)
 
 
 @router.get("/process")

@@ -21,6 +21,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from server.app import create_app
+from server.monitor import TaskBook
+from server.monitor.attribution import SERVER_CODE
 from server.settings import Settings
 from server.state import state_of
 
@@ -182,3 +184,17 @@ class ServerHandle:
                 await task
         finally:
             self._task = None
+            self._note_pending()
+
+    def _note_pending(self) -> None:
+        """Log the server's tasks still pending now that it has stopped (a leak, or work
+        cut short); the task inspector keeps them (``pending_at_shutdown``)."""
+        pending = TaskBook.for_loop().note_shutdown(SERVER_CODE.owns)
+        if pending:
+            names = "; ".join(
+                f"{t['name']} ({t['coro']}, created at {t['created_at'] or '?'})"
+                for t in pending[:10]
+            )
+            log.warning(
+                "%d task(s) still pending after the server stopped: %s", len(pending), names
+            )

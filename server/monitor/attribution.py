@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import contextlib
 import gc
+import itertools
 import os
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -89,22 +92,58 @@ def short_path(filename: str) -> str:
     return filename[len(best) :] if best else filename
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRef:
+    """The request a piece of work belongs to: its id and its ASGI scope (the route is read
+    from the scope when asked, once routing has matched it)."""
+
+    request_id: str
+    scope: MutableMapping[str, Any]
+
+    @property
+    def route(self) -> str:
+        return describe_scope(self.scope)
+
+
+#: the request being served in this context: set by :meth:`RequestTasks.enter`, so every
+#: task created while serving it (which copies the context) knows its request
+current_request: ContextVar[RequestRef | None] = ContextVar("fastasync_request", default=None)
+
+
 class RequestTasks:
     """The tasks that are serving a request, so a stack sample can be mapped to its route.
 
     The middleware registers the request's task with its ASGI scope; while the loop is
     stuck, the watchdog asks which task the loop is running (``asyncio.current_task(loop)``,
     a plain lookup that is safe from another thread under the GIL) and finds its request.
+    It also sets :data:`current_request`, which the task inspector reads when a task is
+    created.
     """
 
     def __init__(self) -> None:
         self._scopes: dict[asyncio.Task[Any], MutableMapping[str, Any]] = {}
+        self._requests: dict[asyncio.Task[Any], tuple[RequestRef, Token[RequestRef | None]]] = {}
+        self._ids = itertools.count(1)
 
     def enter(self, task: asyncio.Task[Any], scope: MutableMapping[str, Any]) -> None:
+        """``task`` serves the request of ``scope`` (call it in that task)."""
         self._scopes[task] = scope
+        ref = RequestRef(f"r{next(self._ids)}", scope)
+        self._requests[task] = (ref, current_request.set(ref))
 
     def leave(self, task: asyncio.Task[Any]) -> None:
+        """The request ``task`` served is over (call it in that task)."""
         self._scopes.pop(task, None)
+        entry = self._requests.pop(task, None)
+        if entry is not None:
+            # left from another context: the task's context ends with it anyway
+            with contextlib.suppress(ValueError):
+                current_request.reset(entry[1])
+
+    def request_of(self, task: asyncio.Task[Any] | None) -> RequestRef | None:
+        """The request ``task`` itself serves (None if it serves none)."""
+        entry = self._requests.get(task) if task is not None else None
+        return entry[0] if entry is not None else None
 
     def __len__(self) -> int:
         return len(self._scopes)

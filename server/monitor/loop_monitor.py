@@ -20,6 +20,7 @@ from typing import ClassVar
 from .activity import LoopActivity
 from .attribution import SERVER_CODE, ProjectCode
 from .records import LagStats, LagWindow, MonitorSnapshot, Stall
+from .tasks import TaskBook
 from .watchdog import Watchdog
 
 log = logging.getLogger("fastasync.monitor")
@@ -43,6 +44,9 @@ class MonitorConfig:
     max_stalls: int = 200
     #: the code a stall may blame: the caller's own (the explorer adds its folder)
     project_code: ProjectCode = SERVER_CODE
+    #: keep the task book (task origins, lock owners: the task inspector); off, the
+    #: inspector lists tasks without their origins and finds no lock cycles
+    task_book: bool = True
 
 
 def _epoll_wait_ms(timeout: float) -> int:
@@ -99,6 +103,8 @@ class LoopMonitor:
         self._measures_utilization = False
         #: (perf_counter, idle_total) at each window boundary, for on-demand utilization
         self._idle_marks: deque[tuple[float, float]] = deque(maxlen=240)
+        #: the task inspector's book of this loop (installed while monitoring)
+        self.tasks = TaskBook.for_loop(loop)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -112,6 +118,8 @@ class LoopMonitor:
         if self._users > 1:
             return
         loop = self.loop
+        if self.config.task_book:
+            self.tasks.install()
         selector = LoopActivity.selector_of(loop)
         self._measures_utilization = selector is not None
         if selector is not None:
@@ -157,6 +165,8 @@ class LoopMonitor:
             self._watchdog.join(timeout=1.0)
             self._watchdog = None
         self._activity.uninstall()
+        if self.config.task_book:
+            self.tasks.uninstall()
 
     # -- sampling (runs on the loop) -------------------------------------------------------
 

@@ -1,0 +1,214 @@
+"""The task book: where each task on a loop came from, and the exceptions nobody read.
+
+Installed per loop by the :class:`LoopMonitor` (``start``), uninstalled by its ``stop``,
+which restores the loop's task factory, its exception handler and ``asyncio.Lock``. While
+installed it costs, per task created, one walk of a few frames and one weak-dictionary
+entry; per lock acquire and release, one property call (:mod:`.lock_owners`). Everything
+else (the await chains, the wait-for graph) is read only when a snapshot is asked for
+(:mod:`.task_snapshot`): nothing runs on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from . import lock_owners
+from .attribution import RequestRef, current_request, short_path
+from .task_snapshot import take
+
+log = logging.getLogger("fastasync.monitor")
+
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
+_MONITOR_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NEVER_RETRIEVED = "Task exception was never retrieved"
+
+TaskFactory = Callable[..., "asyncio.Future[Any]"]
+ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+@dataclass(slots=True)
+class Origin:
+    """Where and when a task was created, and for which request."""
+
+    created: float  # time.monotonic()
+    filename: str | None
+    lineno: int
+    request: RequestRef | None
+
+    @property
+    def site(self) -> str | None:
+        return f"{short_path(self.filename)}:{self.lineno}" if self.filename else None
+
+
+def creation_site(depth: int = 2, limit: int = 12) -> tuple[str | None, int]:
+    """The innermost caller outside asyncio and this monitor: who created the task."""
+    frame = sys._getframe(depth)
+    while frame is not None and limit > 0:
+        filename = frame.f_code.co_filename
+        if not filename.startswith((_ASYNCIO_DIR, _MONITOR_DIR)):
+            return filename, frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+        limit -= 1
+    return None, 0
+
+
+class TaskBook:
+    """One per loop (:meth:`for_loop`); ``install``/``uninstall`` are refcounted."""
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TaskBook]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop | None = None) -> TaskBook:
+        """The loop's book, created on first use."""
+        loop = loop or asyncio.get_running_loop()
+        book = cls._by_loop.get(loop)
+        if book is None:
+            book = cls._by_loop[loop] = cls(loop)
+        return book
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_failures: int = 50) -> None:
+        self.loop = loop
+        self._users = 0
+        self.origins: weakref.WeakKeyDictionary[asyncio.Future[Any], Origin] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.never_retrieved: deque[dict[str, Any]] = deque(maxlen=max_failures)
+        #: the server's tasks still pending when it last stopped (see :meth:`note_shutdown`)
+        self.pending_at_shutdown: list[dict[str, Any]] = []
+        self.owners_known = False
+        self.installed_at = time.monotonic()
+        #: (id of the future waited on, when a snapshot first saw that wait) per task
+        self.waits_seen: weakref.WeakKeyDictionary[asyncio.Future[Any], tuple[int, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._previous_factory: TaskFactory | None = None
+        self._previous_handler: ExceptionHandler | None = None
+        self._factory: TaskFactory | None = None
+        self._handler: ExceptionHandler | None = None
+
+    @property
+    def installed(self) -> bool:
+        return self._users > 0
+
+    # -- install ---------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Start recording (on the loop's thread)."""
+        self._users += 1
+        if self._users > 1:
+            return
+        loop = self.loop
+        self.installed_at = now = time.monotonic()
+        for task in asyncio.all_tasks(loop):  # older than the book: age counts from now
+            self.origins.setdefault(task, Origin(now, None, 0, None))
+        self._previous_factory = loop.get_task_factory()
+        self._factory = self._make_task
+        loop.set_task_factory(self._factory)
+        self._previous_handler = loop.get_exception_handler()
+        self._handler = self._on_exception
+        loop.set_exception_handler(self._handler)
+        self.owners_known = lock_owners.install()
+        if not self.owners_known:
+            log.info("asyncio.Lock keeps no _locked attribute here: lock owners unknown")
+
+    def uninstall(self) -> None:
+        """Stop recording; the last user puts back what was there."""
+        if self._users == 0:
+            return
+        self._users -= 1
+        if self._users:
+            return
+        loop = self.loop
+        if loop.get_task_factory() is self._factory:
+            loop.set_task_factory(self._previous_factory)
+        else:
+            log.warning("the task factory was replaced meanwhile: left as it is")
+        if loop.get_exception_handler() is self._handler:
+            loop.set_exception_handler(self._previous_handler)
+        else:
+            log.warning("the exception handler was replaced meanwhile: left as it is")
+        if self.owners_known:
+            lock_owners.uninstall()
+        self.owners_known = False
+        self._factory = self._handler = None
+        self._previous_factory = self._previous_handler = None
+
+    # -- recording (on the loop, per task) -------------------------------------------------
+
+    def _make_task(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        previous = self._previous_factory
+        if previous is None:
+            task: asyncio.Future[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        else:  # whatever it was (an eager factory, say), it still decides
+            task = previous(loop, coro, **kwargs)
+        filename, lineno = creation_site()
+        self.origins[task] = Origin(time.monotonic(), filename, lineno, current_request.get())
+        return task
+
+    def _on_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == _NEVER_RETRIEVED:
+            self.never_retrieved.append(self.describe_failure(context))
+        previous = self._previous_handler
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    def describe_failure(self, context: dict[str, Any]) -> dict[str, Any]:
+        """A ``Task exception was never retrieved`` report, as JSON."""
+        task = context.get("future")
+        error = context.get("exception")
+        origin = self.origins.get(task) if isinstance(task, asyncio.Future) else None
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        return {
+            "name": task.get_name() if isinstance(task, asyncio.Task) else repr(task)[:80],
+            "coro": getattr(coro, "__qualname__", None),
+            "exception": repr(error)[:300],
+            "created_at": origin.site if origin else None,
+            "route": origin.request.route if origin and origin.request else None,
+            "at": time.time(),
+        }
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def note_shutdown(self, owns: Callable[[str], bool]) -> list[dict[str, Any]]:
+        """The tasks still pending now that were created by a request or by code that
+        ``owns`` (the server's), kept for the next snapshot and returned."""
+        current = asyncio.current_task(self.loop)
+        pending: list[dict[str, Any]] = []
+        for task in asyncio.all_tasks(self.loop):
+            origin = self.origins.get(task)
+            if task is current or origin is None:
+                continue
+            if origin.request is None and not (origin.filename and owns(origin.filename)):
+                continue
+            coro = task.get_coro()
+            pending.append(
+                {
+                    "id": id(task),
+                    "name": task.get_name(),
+                    "coro": getattr(coro, "__qualname__", type(coro).__name__),
+                    "created_at": origin.site,
+                    "route": origin.request.route if origin.request else None,
+                    "age_s": round(time.monotonic() - origin.created, 3),
+                }
+            )
+        self.pending_at_shutdown = pending
+        return pending
+
+    def snapshot(self, long_wait_s: float = 1.0, limit: int = 200) -> dict[str, Any]:
+        """Every task on the loop, flagged, as JSON (:func:`.task_snapshot.take`)."""
+        return take(self, long_wait_s, limit)
