@@ -7,6 +7,7 @@ from textual.widgets import TabbedContent, TabPane
 
 from explorer.code_source import SourceBlock
 from explorer.pane import LessonLine, PatternPane
+from explorer.patterns.correctness.deadlock_tab import DeadlockTab
 from explorer.patterns.correctness.guide_tab import GuideFixesTab
 from server.monitor import Stall
 
@@ -25,12 +26,17 @@ class CorrectnessPane(
     """
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(id="correctness-tabs"), TabPane("Guide fixes", id="tab-guide"):
-            yield GuideFixesTab(self.context)
+        with TabbedContent(id="correctness-tabs"):
+            with TabPane("Deadlock", id="tab-deadlock"):
+                yield DeadlockTab(self.context)
+            with TabPane("Guide fixes", id="tab-guide"):
+                yield GuideFixesTab(self.context)
 
     @property
-    def tab(self) -> GuideFixesTab:
-        return self.query_one(GuideFixesTab)
+    def tab(self) -> DeadlockTab | GuideFixesTab:
+        active = self.query_one(TabbedContent).active_pane
+        assert active is not None
+        return active.query_one("DeadlockTab, GuideFixesTab")  # type: ignore[return-value]
 
     def action_run(self) -> None:
         self.tab.action_run()
