@@ -105,6 +105,20 @@ def waiting_of(snapshot: dict[str, Any], names: set[str]) -> list[str]:
     return lines
 
 
+async def look_at_tasks(http: httpx.AsyncClient, watch: Watch, names: set[str]) -> None:
+    """Ask the task inspector what the lab's tasks wait on, and for a cycle among them."""
+    seen = await http.get("/monitor/tasks", params={"long_wait_s": 0.2})
+    if seen.status_code == 404:
+        watch.inspector_missing = True
+    elif seen.is_success:
+        snapshot = seen.json()
+        cycle = cycle_of(snapshot, names)
+        if cycle is not None:
+            watch.cycle, watch.cycle_after_s = cycle, watch.elapsed_s
+        elif watch.demo == "handshake":  # a wait, no cycle: nobody holds an event
+            watch.waiting = waiting_of(snapshot, names)
+
+
 async def run_lab(
     http: httpx.AsyncClient,
     demo: str,
@@ -124,14 +138,10 @@ async def run_lab(
             await asyncio.wait(sent, timeout=WATCH_S)
             if all(task.done() for task in sent):
                 break
-            seen = await http.get("/monitor/tasks", params={"long_wait_s": 0.2})
-            if seen.status_code == 404:
-                watch.inspector_missing = True
-            elif seen.is_success:
-                snapshot = seen.json()
-                watch.waiting = waiting_of(snapshot, names)
-                if watch.cycle is None and (cycle := cycle_of(snapshot, names)) is not None:
-                    watch.cycle, watch.cycle_after_s = cycle, watch.elapsed_s
+            if not (watch.cycle or watch.waiting or watch.inspector_missing):
+                # Asked until it has seen the hang: a snapshot is loop time, and the lesson
+                # is a loop that idles while nothing moves.
+                await look_at_tasks(http, watch, names)
             on_look(watch)
         for (path, query), task in zip(requests, sent, strict=True):
             response = task.result()
