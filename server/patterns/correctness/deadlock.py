@@ -56,7 +56,8 @@ class Stuck:
         self.started = asyncio.get_running_loop().time()
         self.holds: list[str] = []
         self.waits_for: str | None = None
-        self.ended_by_user = False
+        #: who ended it early (None: its bound did)
+        self.ended_by: str | None = None
 
     @property
     def elapsed_s(self) -> float:
@@ -104,18 +105,18 @@ class DeadlockLab:
         self.locks[lock_name].release()
         request.holds.remove(f"lock {lock_name}")
 
-    def end_all(self) -> int:
+    def end_all(self, by: str = "the user (End)") -> int:
         """End every running lab request now: its deadline moves to now."""
         now = asyncio.get_running_loop().time()
         for request in self.running:
-            request.ended_by_user = True
+            request.ended_by = by
             request.deadline.reschedule(now)
         self.ended += len(self.running)
         return len(self.running)
 
     async def close(self) -> None:
         """End what runs and wait (bounded) until it has answered: the app is stopping."""
-        self.end_all()
+        self.end_all("the server stopping")
         for _ in range(100):
             if not self.running:
                 return
@@ -123,7 +124,7 @@ class DeadlockLab:
 
     def ended_sentence(self, request: Stuck, what: str) -> str:
         """Why ``request`` answered 409 after its deadline."""
-        who = "the user (End)" if request.ended_by_user else f"its {request.bound_s:g} s bound"
+        who = request.ended_by or f"its {request.bound_s:g} s bound"
         return f"{what}: stuck {request.elapsed_s:.2f} s, ended by {who}"
 
 

@@ -17,6 +17,8 @@ async def correctness_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The guide fixes' state for the app's life."""
     lab = DeadlockLab()
     state = state_of(app)
+    # before uvicorn's grace for open requests: the hangs answer 409 within it
+    state.on_stopping(lambda: lab.end_all("the server stopping"))
     async with guide_fixes.guide_fixes_opened(state), state.opened(DeadlockLab, lab, lab.close):
         yield
 
