@@ -14,7 +14,7 @@ import errno
 import logging
 import socket
 import tempfile
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import uvicorn
@@ -81,6 +81,16 @@ class EmbeddedUvicorn(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    def __init__(self, config: uvicorn.Config, stopping: Callable[[], None] = lambda: None) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Tell the app it is stopping (its hooks end deliberate waits), then shut down:
+        a request that waits on purpose answers within uvicorn's grace, not cancelled."""
+        self._stopping()
+        await super().shutdown(sockets)
+
 
 class ServerHandle:
     """Start, address and stop one server instance on the running loop."""
@@ -128,7 +138,7 @@ class ServerHandle:
             ws="websockets-sansio",
             timeout_graceful_shutdown=self.settings.graceful_timeout_s,
         )
-        self._server = server = EmbeddedUvicorn(config)
+        self._server = server = EmbeddedUvicorn(config, state_of(self.app).stopping)
         self._task = asyncio.create_task(self._serve(server, sock), name="uvicorn")
         self._task.add_done_callback(self._report_end)
         while not server.started:

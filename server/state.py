@@ -43,6 +43,9 @@ class AppState:
         self._cpu_pool: CpuPool | None = None
         #: each pattern's resources, by their type
         self._resources: dict[type, object] = {}
+        #: called as the server begins to stop, before uvicorn's grace period for open
+        #: requests: a pattern whose requests wait on purpose ends them here
+        self._on_stopping: list[Callable[[], object]] = []
 
     @property
     def monitor(self) -> LoopMonitor:
@@ -80,6 +83,16 @@ class AppState:
         finally:
             if close is not None:
                 await close()
+
+    def on_stopping(self, hook: Callable[[], object]) -> None:
+        """Call ``hook`` as the server begins to stop (before the grace for open requests)."""
+        self._on_stopping.append(hook)
+
+    def stopping(self) -> None:
+        """The server begins to stop: call the hooks, once each."""
+        hooks, self._on_stopping = self._on_stopping, []
+        for hook in hooks:
+            hook()
 
     def find(self, kind: type[T]) -> T | None:
         """The app's ``kind``, or ``None`` when its pattern is not mounted or not started."""

@@ -161,10 +161,29 @@ cached_short_path = functools.lru_cache(maxsize=4096)(short_path)
 
 def describe_scope(scope: MutableMapping[str, Any]) -> str:
     """``GET /basics/async`` (route template when routing already matched)."""
-    route = scope.get("route")
-    path = getattr(route, "path", None) or scope.get("path", "?")
     method = scope.get("method") or scope.get("type", "").upper()
-    return f"{method} {path}"
+    return f"{method} {route_template(scope)}"
+
+
+def route_template(scope: MutableMapping[str, Any]) -> str:
+    """The matched route's template, whole (``/correctness/deadlock/transfer``), else the path.
+
+    A route of a router included by another router keeps a template relative to the router
+    that holds it (FastAPI >= 0.16x keeps routers nested); its prefixes are the literal
+    start of the path that its own pattern does not cover.
+    """
+    path: str = scope.get("path", "?")
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str) or not template:
+        return path
+    pattern = getattr(route, "path_regex", None)
+    if pattern is None or pattern.match(path):
+        return template
+    for cut in range(1, len(path)):
+        if path[cut] == "/" and pattern.match(path[cut:]):
+            return path[:cut] + template
+    return template
 
 
 #: Process-wide: a task belongs to one loop.

@@ -12,6 +12,7 @@ read only when a snapshot is asked for.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import types
 from dataclasses import dataclass
@@ -60,6 +61,14 @@ def chain_frames(coro: Any, max_depth: int = 48) -> list[types.FrameType]:
             frame, node = node.gi_frame, node.gi_yieldfrom
         elif isinstance(node, types.AsyncGeneratorType):
             frame, node = node.ag_frame, node.ag_await
+        elif type(node).__name__ == "async_generator_asend":
+            # ``await anext(gen)`` (FastAPI's yield dependencies, async context managers):
+            # the awaitable keeps no public link to its generator, but refers to it
+            node = next(
+                (r for r in gc.get_referents(node) if isinstance(r, types.AsyncGeneratorType)),
+                None,
+            )
+            continue
         else:
             break
         if frame is None:

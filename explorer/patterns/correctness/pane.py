@@ -17,6 +17,7 @@ from textual.widgets import TabbedContent, TabPane
 from explorer.code_source import SourceBlock
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine, PatternPane
+from explorer.patterns.correctness.deadlock_tab import DeadlockTab
 from explorer.patterns.correctness.guide_tab import GuideFixesTab
 from explorer.patterns.correctness.tabs import MissingAwaitTab, RaceTab, SwallowTab
 from server.monitor import Stall
@@ -34,6 +35,7 @@ class Tab(Protocol):
 TABS: tuple[tuple[str, str, Callable[[ExplorerContext], Widget]], ...] = (
     ("Missing await", "tab-await", MissingAwaitTab),
     ("Race", "tab-race", RaceTab),
+    ("Deadlock", "tab-deadlock", DeadlockTab),
     ("Swallowed", "tab-swallow", SwallowTab),
     ("Guide fixes", "tab-guide", GuideFixesTab),
 )
@@ -43,7 +45,7 @@ class CorrectnessPane(
     PatternPane,
     slug="correctness",
     title="Correctness",
-    summary="missing await, races, swallowed errors: wrong without an error",
+    summary="missing await, races, deadlocks, swallowed errors: wrong without an error",
 ):
     """Its tabs; each runs and shows itself."""
 
