@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, RadioButton
 
 from explorer.app import ExplorerApp
-from explorer.registry import PANES
+from explorer.registry import PANES, key_of
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
 from server.monitor import Stall
@@ -71,7 +71,7 @@ async def test_code_view_from_every_entry_point_never_locks_the_keys(
     async with running(size, started) as (app, pilot):
         inspector = app.query_one(StallInspector)
         for index in visited:
-            await pilot.press(str(index + 1))
+            await pilot.press(key_of(index) or "")
             await showing(app, PANES[index].SLUG)
             await pilot.press("c")
             await eventually(lambda: app.showing_code)
