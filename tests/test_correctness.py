@@ -283,6 +283,7 @@ def test_the_tabs_are_in_order_with_the_guide_last() -> None:
     assert [title for title, _, _ in TABS] == [
         "Missing await",
         "Race",
+        "Deadlock",
         "Swallowed",
         "Guide fixes",
     ]
