@@ -43,6 +43,10 @@ ACTORS: tuple[Actor, ...] = (
 SLOW_KNOBS: dict[str, float] = {
     # guide fixes: the debounce delay a trigger waits (guide form) or schedules
     "delay_s": 0.01,
+    # deadlock: how long a hang lasts at most, a lock is held, the timeout form waits
+    "bound_s": 0.1,
+    "hold_s": 0.01,
+    "acquire_s": 0.01,
 }
 DELIBERATE_5XX: dict[str, int] = {
     # guide fixes: the upload sandbox holds 50 files until reset: storage, not a crash
