@@ -4,6 +4,9 @@
   the pitfall: 0 rows, 5 "never awaited" warnings (captured by the server).
 - ``race``: N = 50 concurrent buys of a stock of 50 in memory and in the SQLite file.
   Right (lock / atomic UPDATE): 0 lost updates; as the pitfall, lost updates counted.
+- ``deadlock``: two transfers taking lock A and lock B, sent at once. Right (one order):
+  both finish; as the pitfall (opposite orders) both hang, the task inspector reports the
+  cycle, and End answers both 409 (each hang is also bounded by the server, 5 s here).
 - ``swallow``: a failing background task and a gather with 2 failing steps. Right: 3
   failures reported; as the pitfall: 0 reported while 3 happened.
 """
@@ -47,6 +50,30 @@ async def race(run: ScenarioRun) -> Outcome:
     return Outcome(len(STORES) * (BUYERS + 2), note, {"lost": lost})
 
 
+async def deadlock(run: ScenarioRun) -> Outcome:
+    """Two opposite transfers: finished, or stuck in a cycle the task inspector names."""
+    path = "/correctness/deadlock/transfer"
+    sent = [
+        asyncio.create_task(run.http.post(path, params={"first": lock, "bound_s": "5"}))
+        for lock in "AB"
+    ]
+    done, _ = await asyncio.wait(sent, timeout=1.0)
+    cycle: list[str] = []
+    if len(done) < len(sent):  # stuck: what the task inspector sees, then End
+        tasks = expect(await run.http.get("/monitor/tasks", params={"long_wait_s": "0.2"}))
+        cycles = tasks.json()["cycles"]
+        cycle = list(cycles[0]["locks"]) if cycles else []
+        expect(await run.http.post("/correctness/deadlock/end"))
+    statuses = [(await task).status_code for task in sent]
+    finished = statuses.count(200)
+    if finished == len(sent):
+        note = f"{finished} transfers finished"
+    else:
+        seen = " -> ".join(cycle) if cycle else "no cycle seen"
+        note = f"{len(sent) - finished} stuck (cycle: {seen}), ended by End (409)"
+    return Outcome(len(sent), note, {"finished": finished, "cycle": cycle})
+
+
 async def swallow(run: ScenarioRun) -> Outcome:
     """A failing task and a gather with 2 failures: how many the answers reported."""
     reported = happened = 0
@@ -61,5 +88,6 @@ async def swallow(run: ScenarioRun) -> Outcome:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("missing-await", "awaited", "no await", missing_await),
     Scenario("race", "lock / atomic UPDATE", "read-await-write", race),
+    Scenario("deadlock", "one lock order", "opposite orders", deadlock),
     Scenario("swallow", "checked", "swallowed", swallow),
 )
