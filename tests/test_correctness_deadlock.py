@@ -16,17 +16,20 @@ from textual.pilot import Pilot
 from textual.widgets import Select, TabbedContent
 
 from explorer.app import ExplorerApp
+from explorer.patterns.correctness.deadlock_client import Cycle, Watch
 from explorer.patterns.correctness.deadlock_tab import DeadlockTab
 from explorer.patterns.correctness.pane import CorrectnessPane
-from server.monitor import LoopMonitor
+from server.monitor import LagStats, LoopMonitor
 from server.patterns.correctness.deadlock import DeadlockLab
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
-from tests.conftest import eventually
+from tests.conftest import FrozenSnapshot, eventually
+from tests.frozen import FrozenMonitor
 from tests.http_checks import clear_422_detail
 from tests.layout import problems_of
-from tests.pilots import live_pane, open_live
+from tests.pilots import live_pane, open_frozen, open_live, still_picture
+from tests.test_correctness import show
 
 TRANSFER = "/correctness/deadlock/transfer"
 HANDSHAKE = "/correctness/deadlock/handshake"
@@ -250,3 +253,47 @@ async def test_leaving_the_pane_ends_a_hang(tmp_path: Path) -> None:
         await eventually(lambda: not lab.running and not tab.running, within=5)
         assert tab.last_run is not None
         assert [a.status for a in tab.last_run.answers] == [409, 409]
+
+
+# -- snapshots (every live number frozen) ---------------------------------------------
+
+
+class FrozenWatch(Watch):
+    """A run that has been stuck for exactly 3.2 s."""
+
+    @property
+    def elapsed_s(self) -> float:
+        return 3.2
+
+
+FROZEN_CYCLE = Cycle(
+    tasks=["transfer A->B", "transfer B->A"],
+    locks=["lock B", "lock A"],
+    lines=[
+        "transfer A->B holds lock A, waits for lock B, held by transfer B->A",
+        "transfer B->A holds lock B, waits for lock A, held by transfer A->B",
+    ],
+)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (140, 45)])
+def test_correctness_pane_deadlock_pitfall(
+    frozen_snapshot: FrozenSnapshot, size: tuple[int, int]
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app, pane = await open_frozen(pilot, CorrectnessPane)
+        app.blocking_switch.set(True)
+        # a deadlock idles the loop: the frozen gauges say so too
+        assert isinstance(app.context.monitor, FrozenMonitor)  # type: ignore[union-attr]
+        app.context.monitor.lag_stats = LagStats(  # type: ignore[union-attr]
+            p50=0.1, p95=0.2, p99=0.3, max=0.4, samples=320
+        )
+        await show(pilot, pane, "tab-deadlock")
+        tab = pane.query_one(DeadlockTab)
+        watch = FrozenWatch("transfer", "mode", cycle=FROZEN_CYCLE, cycle_after_s=0.5)
+        tab.running = True
+        tab.post_message(DeadlockTab.Looked(watch))
+        await pilot.pause(0.3)
+        await still_picture(pilot)
+
+    assert frozen_snapshot(size, run_before)

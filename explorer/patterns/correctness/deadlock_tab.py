@@ -287,8 +287,7 @@ def deadlock_verdict(watch: Watch, lag_p99_ms: float, done: bool) -> Text:
     else:
         head = Text(f"all {len(watch.answers)} finished (200)", style="bold green")
     lag = Text(
-        f"\nloop lag p99 meanwhile {lag_p99_ms:.1f} ms: the loop idles, "
-        "nothing moves, no stall is reported",
+        f"\nloop lag p99 meanwhile {lag_p99_ms:.1f} ms: the loop idles, no stall",
         style="dim" if done else "",
     )
     return head + lag
