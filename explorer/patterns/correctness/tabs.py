@@ -36,7 +36,8 @@ class MissingAwaitTab(DemoTab):
         "coroutine object, the helper's body never runs (no row), the answer is still 200; "
         "only a RuntimeWarning, naming the line, says so.",
         ("", "right"): "Awaited: the helper runs, the handler gets the row id and the row is "
-        "written. (ruff's RUF006 / mypy's unused-coroutine catch the pitfall before it runs.)",
+        "written. (mypy and pyright flag a bare call left un-awaited; assigned to a name, as "
+        "in the pitfall, only the RuntimeWarning tells.)",
     }
 
     async def fetch(self, form: str) -> Any:
