@@ -85,10 +85,11 @@ async def test_a_deadlock_is_reported_within_a_second_with_both_tasks_and_locks(
             assert row["where"]["function"] == "take_in_order"
         # flagged rows come first
         assert {r["name"] for r in data["tasks"][:2]} == {"worker-1", "worker-2"}
-        # while it lasts, looked at as the Tasks tab does, the loop is not held (loose bound)
+        # while it lasts, looked at as the Tasks tab does (once a second), the loop is not
+        # held: p99 of 200 samples is past the two that a look may delay (loose bound)
         began = loop.time()
-        for _ in range(4):
-            await asyncio.sleep(0.25)
+        for _ in range(2):
+            await asyncio.sleep(1.0)
             assert (await tasks_of(client))["cycles"]
         assert monitor.lag_since(began).p99 < 5.0
 
