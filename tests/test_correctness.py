@@ -436,7 +436,7 @@ def frozen_race() -> Race:
     for seq in range(1, 11):
         read = 10 - (seq - 1) // 3
         steps.append(
-            {"seq": seq, "read": read, "wrote": read - 1, "read_ms": seq * 0.5, "write_ms": 9.0}
+            {"seq": seq, "read": read, "wrote": read - 1, "began_ms": seq * 0.5, "done_ms": 9.0}
         )
     summary = {
         "store": "memory",

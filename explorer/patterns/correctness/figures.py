@@ -56,15 +56,15 @@ def race_verdict(run: Race) -> Text:
 def race_log(run: Race) -> Text:
     """The timeline: each buy's read and write; a read already read by another is marked."""
     text = Text()
-    text.append(" seq  read → wrote   read ms  write ms\n", style="bold")
+    text.append(" seq  read → wrote  began ms   done ms\n", style="bold")
     seen: set[int] = set()
     steps = run.summary["timeline"]
     for step in steps[:TIMELINE_ROWS]:
         stale = step["read"] in seen
         seen.add(step["read"])
         wrote = "-" if step["wrote"] is None else str(step["wrote"])
-        line = f"{step['seq']:>4}  {step['read']:>4} → {wrote:>4}  {step['read_ms']:>8.1f}"
-        text.append(f"{line}  {step['write_ms']:>8.1f}")
+        line = f"{step['seq']:>4}  {step['read']:>4} → {wrote:>4}  {step['began_ms']:>8.1f}"
+        text.append(f"{line}  {step['done_ms']:>8.1f}")
         text.append("  same read: lost\n" if stale else "\n", style="red" if stale else "")
     if len(steps) > TIMELINE_ROWS:
         text.append(f"… {len(steps) - TIMELINE_ROWS} more\n", style="dim")

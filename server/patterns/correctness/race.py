@@ -46,13 +46,14 @@ StoreQuery = Annotated[StoreName, Query(description="memory, sqlite or postgres"
 
 
 class Step(BaseModel):
-    """One buy: its order of arrival, what it read and wrote, and when (ms since reset)."""
+    """One buy: its order of arrival, what it read and wrote, and when it began (before any
+    wait for the lock) and was done, in ms since the reset."""
 
     seq: int
     read: int
     wrote: int | None
-    read_ms: float
-    write_ms: float
+    began_ms: float
+    done_ms: float
 
 
 @dataclass
@@ -198,8 +199,8 @@ async def buy(
         seq=seq,
         read=read,
         wrote=wrote,
-        read_ms=round((began - run.began) * 1000, 2),
-        write_ms=round((ended - run.began) * 1000, 2),
+        began_ms=round((began - run.began) * 1000, 2),
+        done_ms=round((ended - run.began) * 1000, 2),
     )
     run.timeline.append(step)
     run.form = taken
