@@ -26,6 +26,7 @@ from explorer.code_source import SourceBlock, source_of
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine, Teaching
 from explorer.patterns.correctness import deadlock_client
+from explorer.patterns.correctness.controls import TabLesson, choice_select
 from explorer.patterns.correctness.deadlock_client import Watch
 from explorer.widgets.number_field import invalid_fields, number_input
 from server.patterns.correctness import deadlock
@@ -85,8 +86,7 @@ class DeadlockTab(Vertical):
     DeadlockTab .field { width: auto; margin-left: 1; }
     DeadlockTab .field Label { padding: 0 1 0 0; }
     DeadlockTab #deadlock-bound { width: 6; }
-    DeadlockTab #deadlock-lesson { height: auto; color: $text-muted; margin-top: 1; }
-    DeadlockTab #deadlock-lesson.-blocking { color: $error; }
+    DeadlockTab TabLesson { margin-top: 1; }
     DeadlockTab #deadlock-verdict { height: 2; }
     DeadlockTab #deadlock-view { height: 1fr; min-height: 3; }
     """
@@ -117,14 +117,14 @@ class DeadlockTab(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="deadlock-controls"):
-            yield self._select("deadlock-demo", DEMOS, "transfer")
-            yield self._select("deadlock-form", FORMS["transfer"], "mode")
+            yield choice_select("deadlock-demo", DEMOS, "transfer")
+            yield choice_select("deadlock-form", FORMS["transfer"], "mode")
             with Horizontal(classes="field"):
                 yield Label("bound s")
                 yield number_input("deadlock-bound", "20", 0.1, 120, "Upper bound of a hang (s)")
             yield Button("Run", id="deadlock-run", variant="primary", compact=True)
             yield Button("End", id="deadlock-end", tooltip="End the stuck requests", compact=True)
-        yield Static(id="deadlock-lesson")
+        yield TabLesson(id="deadlock-lesson")
         yield self._verdict
         yield self._view
 
@@ -169,7 +169,7 @@ class DeadlockTab(Vertical):
     def show_lesson(self) -> None:
         """Redraw the lesson line."""
         line = self.lesson_of(self.context.blocking.enabled)
-        lesson = self.query_one("#deadlock-lesson", Static)
+        lesson = self.query_one(TabLesson)
         lesson.update(line.text)
         lesson.set_class(line.pitfall, "-blocking")
 

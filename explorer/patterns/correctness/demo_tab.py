@@ -23,11 +23,10 @@ from textual.widgets import Button, Input, Label, Select, Static
 from explorer.code_source import SourceBlock
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine
-from explorer.patterns.correctness.guide_tab import TabLesson
+from explorer.patterns.correctness.controls import Choices, TabLesson, choice_select
 from explorer.widgets.number_field import invalid_fields
 
 FORMS = (("by mode (b)", "mode"), ("pitfall", "pitfall"), ("right", "right"))
-Choices = tuple[tuple[str, str], ...]
 
 
 class DemoTab(Vertical):
@@ -87,16 +86,7 @@ class DemoTab(Vertical):
         yield from ()
 
     def _select(self, name: str, options: Choices, value: str) -> Select[str]:
-        # type_to_search off: the app's keys (digits, b, r, c, q) must reach it
-        return Select(
-            options,
-            value=value,
-            allow_blank=False,
-            type_to_search=False,
-            id=f"{self.PREFIX}-{name}",
-            classes=name,
-            compact=True,
-        )
+        return choice_select(f"{self.PREFIX}-{name}", options, value, classes=name)
 
     def on_mount(self) -> None:
         self._unfollow = self.context.blocking.subscribe(lambda _enabled: self.show_lesson())

@@ -25,6 +25,7 @@ from explorer.code_source import SourceBlock, source_of
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine, Teaching
 from explorer.patterns.correctness import guide_client
+from explorer.patterns.correctness.controls import TabLesson, choice_select
 from explorer.patterns.correctness.guide_client import Burst, Stored
 from explorer.patterns.correctness.guide_figures import (
     burst_log,
@@ -62,15 +63,6 @@ TEACHINGS: dict[tuple[str, str], Teaching] = {
         "keeps the client's filename only as escaped metadata: no filename can pick a path."
     ),
 }
-
-
-class TabLesson(Static):
-    """The tab's own lesson line (not the pane's ``Lesson``: the pane may have one)."""
-
-    DEFAULT_CSS = """
-    TabLesson { height: auto; color: $text-muted; }
-    TabLesson.-blocking { color: $error; }
-    """
 
 
 class GuideFixesTab(Vertical):
@@ -123,8 +115,8 @@ class GuideFixesTab(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="guide-controls"):
-            yield self._select("guide-demo", DEMOS, "debounce")
-            yield self._select("guide-form", FORMS, "mode")
+            yield choice_select("guide-demo", DEMOS, "debounce")
+            yield choice_select("guide-form", FORMS, "mode")
             yield Button("Run", id="guide-run", variant="primary", compact=True)
             yield Button(
                 "Reset", id="guide-reset", tooltip="Empty the upload sandbox", compact=True
@@ -143,18 +135,6 @@ class GuideFixesTab(Vertical):
         yield self._verdict
         with VerticalScroll(id="guide-log"):
             yield self._log
-
-    @staticmethod
-    def _select(select_id: str, options: tuple[tuple[str, str], ...], value: str) -> Select[str]:
-        # type_to_search off: the app's keys (digits, b, r, c, q) must reach it
-        return Select(
-            options,
-            value=value,
-            allow_blank=False,
-            type_to_search=False,
-            id=select_id,
-            compact=True,
-        )
 
     def on_mount(self) -> None:
         self._unfollow = self.context.blocking.subscribe(lambda _enabled: self.show_lesson())

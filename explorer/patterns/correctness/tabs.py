@@ -15,7 +15,8 @@ from textual.widgets import Input
 
 from explorer.code_source import SourceBlock, source_of
 from explorer.patterns.correctness import client, figures
-from explorer.patterns.correctness.demo_tab import Choices, DemoTab, labelled
+from explorer.patterns.correctness.controls import Choices
+from explorer.patterns.correctness.demo_tab import DemoTab, labelled
 from explorer.widgets.number_field import number_input
 from server.patterns.correctness import missing_await, race, race_stores, swallow
 

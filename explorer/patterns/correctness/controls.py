@@ -1,0 +1,30 @@
+"""What the correctness tabs' controls share: a compact choice and the tab's lesson line."""
+
+from __future__ import annotations
+
+from textual.widgets import Select, Static
+
+Choices = tuple[tuple[str, str], ...]
+
+
+def choice_select(select_id: str, options: Choices, value: str, classes: str = "") -> Select[str]:
+    """A compact drop-down of ``options`` (label, value) with ``value`` chosen."""
+    # type_to_search off: the app's keys (digits, b, r, c, q) must reach it
+    return Select(
+        options,
+        value=value,
+        allow_blank=False,
+        type_to_search=False,
+        id=select_id,
+        classes=classes,
+        compact=True,
+    )
+
+
+class TabLesson(Static):
+    """The tab's own lesson line (not the pane's ``Lesson``: the pane may have one)."""
+
+    DEFAULT_CSS = """
+    TabLesson { height: auto; color: $text-muted; }
+    TabLesson.-blocking { color: $error; }
+    """
