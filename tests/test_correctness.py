@@ -194,6 +194,12 @@ async def test_a_task_exception_never_retrieved_is_swallowed_and_the_right_form_
     assert (pitfall["said"], pitfall["failed"], pitfall["really_failed"]) == ("ok", [], 1)
     assert pitfall["loop_logged"].startswith("Task exception was never retrieved")
     assert "SMTP connection refused" in pitfall["loop_logged"]
+    # the task inspector lists it too, with the request that created the task
+    unread = (await client.get("/monitor/tasks")).json()["never_retrieved"]
+    dropped = [u for u in unread if u["name"] == "correctness-send-receipt"]
+    assert dropped, unread
+    assert "SMTP connection refused" in dropped[-1]["exception"]
+    assert dropped[-1]["route"] == "POST /correctness/swallow"
     right = await post(client, "swallow", kind="task", form="right")
     assert right["said"].startswith("failed: send_receipt failed")
     assert right["failed"] == ["send_receipt failed: SMTP connection refused"]

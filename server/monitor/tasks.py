@@ -168,13 +168,18 @@ class TaskBook:
         return task
 
     def _on_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") == _NEVER_RETRIEVED:
-            self.never_retrieved.append(self.describe_failure(context))
+        self.note_failure(context)
         previous = self._previous_handler
         if previous is not None:
             previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+    def note_failure(self, context: dict[str, Any]) -> None:
+        """Keep a loop exception ``context`` if it is "Task exception was never retrieved"
+        (for code that handles the report itself and still wants the inspector to see it)."""
+        if context.get("message") == _NEVER_RETRIEVED:
+            self.never_retrieved.append(self.describe_failure(context))
 
     def describe_failure(self, context: dict[str, Any]) -> dict[str, Any]:
         """A ``Task exception was never retrieved`` report, as JSON."""

@@ -9,7 +9,8 @@
   and the failures reported.
 
 The pitfall's "never retrieved" report is captured by a loop exception handler set for one
-synchronous section (the drop), so the deliberate one reaches the answer, not the logs.
+synchronous section (the drop), so the deliberate one reaches the answer and the task
+inspector (``GET /monitor/tasks``, ``never_retrieved``), not the logs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from server.deps import BlockingMode
+from server.monitor import TaskBook
 from server.patterns.correctness.models import Form, FormQuery, chosen
 
 Kind = Literal["task", "gather"]
@@ -71,6 +73,7 @@ def drop_unretrieved(held: list[asyncio.Task[None]]) -> str | None:
 
     def record(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         said.append(f"{context.get('message')}: {context.get('exception')!r}")
+        TaskBook.for_loop(loop).note_failure(context)  # the task inspector lists it
 
     loop.set_exception_handler(record)
     try:
