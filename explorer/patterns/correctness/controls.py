@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Select, Static
 
+from explorer.pane import LessonLine
+
 Choices = tuple[tuple[str, str], ...]
 
 
@@ -28,3 +30,13 @@ class TabLesson(Static):
     TabLesson { height: auto; color: $text-muted; }
     TabLesson.-blocking { color: $error; }
     """
+
+    def show(self, line: LessonLine) -> None:
+        """Say ``line`` (in the error colour when it is the pitfall's)."""
+        self.update(line.text)
+        self.set_class(line.pitfall, "-blocking")
+
+
+def form_lesson(text: str, pitfall: bool, blocking: bool) -> LessonLine:
+    """A form's lesson line; the pitfall's, taken because of blocking mode, says so."""
+    return LessonLine(f"Blocking mode: {text}" if pitfall and blocking else text, pitfall)

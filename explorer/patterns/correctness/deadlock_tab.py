@@ -26,7 +26,7 @@ from explorer.code_source import SourceBlock, source_of
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine, Teaching
 from explorer.patterns.correctness import deadlock_client
-from explorer.patterns.correctness.controls import TabLesson, choice_select
+from explorer.patterns.correctness.controls import TabLesson, choice_select, form_lesson
 from explorer.patterns.correctness.deadlock_client import Watch
 from explorer.widgets.number_field import invalid_fields, number_input
 from server.patterns.correctness import deadlock
@@ -164,14 +164,11 @@ class DeadlockTab(Vertical):
         form = self.form_in_use(blocking)
         pitfall = form == "pitfall"
         text = TEACHINGS[(self.demo, form)].lesson
-        return LessonLine(f"Blocking mode: {text}" if pitfall and blocking else text, pitfall)
+        return form_lesson(text, pitfall, blocking)
 
     def show_lesson(self) -> None:
         """Redraw the lesson line."""
-        line = self.lesson_of(self.context.blocking.enabled)
-        lesson = self.query_one(TabLesson)
-        lesson.update(line.text)
-        lesson.set_class(line.pitfall, "-blocking")
+        self.query_one(TabLesson).show(self.lesson_of(self.context.blocking.enabled))
 
     def code_blocks(self) -> list[SourceBlock]:
         """The server code the next run takes and this tab's client code, from disk."""

@@ -23,7 +23,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from explorer.code_source import SourceBlock
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine
-from explorer.patterns.correctness.controls import Choices, TabLesson, choice_select
+from explorer.patterns.correctness.controls import Choices, TabLesson, choice_select, form_lesson
 from explorer.widgets.number_field import invalid_fields
 
 FORMS = (("by mode (b)", "mode"), ("pitfall", "pitfall"), ("right", "right"))
@@ -122,14 +122,11 @@ class DemoTab(Vertical):
         form = self.form_in_use(blocking)
         text = self.LESSONS[(self.choice, form)]
         pitfall = form == "pitfall"
-        return LessonLine(f"Blocking mode: {text}" if pitfall and blocking else text, pitfall)
+        return form_lesson(text, pitfall, blocking)
 
     def show_lesson(self) -> None:
         """Redraw the lesson line."""
-        line = self.lesson_of(self.context.blocking.enabled)
-        lesson = self.query_one(TabLesson)
-        lesson.update(line.text)
-        lesson.set_class(line.pitfall, "-blocking")
+        self.query_one(TabLesson).show(self.lesson_of(self.context.blocking.enabled))
 
     def code_blocks(self) -> list[SourceBlock]:
         """The server code the next run takes and the tab's client code, from disk."""

@@ -25,7 +25,7 @@ from explorer.code_source import SourceBlock, source_of
 from explorer.context import ExplorerContext
 from explorer.pane import LessonLine, Teaching
 from explorer.patterns.correctness import guide_client
-from explorer.patterns.correctness.controls import TabLesson, choice_select
+from explorer.patterns.correctness.controls import TabLesson, choice_select, form_lesson
 from explorer.patterns.correctness.guide_client import Burst, Stored
 from explorer.patterns.correctness.guide_figures import (
     burst_log,
@@ -158,14 +158,11 @@ class GuideFixesTab(Vertical):
         form = self.form_in_use(blocking)
         text = TEACHINGS[(self.demo, form)].lesson
         pitfall = form == "guide"
-        return LessonLine(f"Blocking mode: {text}" if pitfall and blocking else text, pitfall)
+        return form_lesson(text, pitfall, blocking)
 
     def show_lesson(self) -> None:
         """Redraw the lesson line."""
-        line = self.lesson_of(self.context.blocking.enabled)
-        lesson = self.query_one(TabLesson)
-        lesson.update(line.text)
-        lesson.set_class(line.pitfall, "-blocking")
+        self.query_one(TabLesson).show(self.lesson_of(self.context.blocking.enabled))
 
     def code_blocks(self) -> list[SourceBlock]:
         """The server code the next run takes and this tab's client code, from disk."""
