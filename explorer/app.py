@@ -41,9 +41,9 @@ from explorer.widgets.task_inspector import TaskInspector
 from explorer.widgets.too_small import TooSmall
 from explorer.widgets.top_bar import TopBar
 from explorer.wording import blocking_notice
+from fastasync_probe.monitor import Stall
 from server.blocking import BlockingSwitch
 from server.heap import keep_out_of_collections, settle_heap
-from server.monitor import Stall
 from server.runner import ServerError, ServerHandle
 from server.settings import Settings
 from server.state import state_of
@@ -145,6 +145,7 @@ class ExplorerApp(App[int]):
             monitor=monitor,
             blocking=self.blocking_switch,
             stall_settle_s=max(0.01, self._watchdog_poll_s() * 5),
+            redis_url=self.settings.redis_url,
         )
         self._tasks.attach(self, state_of(self.server.app).monitor.tasks)
         top = self.query_one(TopBar)
@@ -214,7 +215,7 @@ class ExplorerApp(App[int]):
 
     def _mend_focus(self) -> None:
         """Never leave focus on a widget that is gone (``q`` must always quit)."""
-        mend_focus(self.screen, lambda: self._focus_main(self.showing_code))
+        mend_focus(self, lambda: self._focus_main(self.showing_code))
 
     # -- blocking mode ---------------------------------------------------------------------
 

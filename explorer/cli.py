@@ -16,10 +16,15 @@ from pathlib import Path
 
 from explorer.tools.report.cli import add_arguments as add_report_arguments
 from explorer.tools.report.cli import run_report_command
+from explorer.yourapp.cli_commands import COMMANDS as YOURAPP_COMMANDS
+from explorer.yourapp.cli_commands import YOURAPP_EPILOG, split_uvicorn_args
+from explorer.yourapp.cli_commands import add_commands as add_yourapp_commands
+from explorer.yourapp.cli_commands import run_command as run_yourapp_command
+from explorer.yourapp.hosted import HostError as YourAppError
+from fastasync_probe.monitor import MonitorConfig
 from server import __version__
-from server.monitor import MonitorConfig
 from server.patterns import PATTERNS
-from server.settings import Settings
+from server.settings import SERVER_CODE, Settings
 
 #: ``fastasync-explorer bench <slug>``: the patterns that have a benchmark of their own,
 #: ``explorer/patterns/<slug>/bench.py`` with ``main(argv)`` (found, not imported: the
@@ -92,6 +97,14 @@ def _add_server_options(parser: argparse.ArgumentParser, *, sub: bool = False) -
         "directory. A URL that does not work falls back to SQLite (the pane says why).",
     )
     parser.add_argument(
+        "--redis-url",
+        default=default(None),
+        metavar="URL",
+        help="Redis of the durable queue pane (default $FASTASYNC_REDIS_URL, else "
+        "redis://127.0.0.1:6379/0); when it does not answer the pane says so and keeps to "
+        "the in-process backend",
+    )
+    parser.add_argument(
         "--stall-threshold-ms",
         type=float,
         default=default(MonitorConfig().stall_threshold_s * 1000),
@@ -105,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastasync-explorer",
         description="A terminal lab for FastAPI async patterns: a real server on the UI's "
         "own event loop, every pattern shown right and with its pitfall, measured live.",
-        epilog=EPILOG,
+        epilog=EPILOG + "\n" + YOURAPP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -151,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         "hidden and shown, ratios side by side",
     )
     bench.add_argument(
+        "--probe",
+        action="store_true",
+        help="instead: the probe in the sample shop app (a checkout's examples/shop): what it "
+        "names for each injected stall beside fastapi-loopguard and blockbuster, and its "
+        "requests/s and idle CPU cost on asyncio and uvloop",
+    )
+    bench.add_argument(
+        "--probe-cost",
+        action="store_true",
+        help="instead: only the cost part of --probe (requests/s, CPU per request and idle "
+        "CPU of the shop with the probe ÷ without)",
+    )
+    bench.add_argument(
         "pattern",
         nargs="?",
         choices=list(PATTERN_BENCHMARKS),
@@ -168,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server_options(report, sub=True)
     add_report_arguments(report)
+    add_yourapp_commands(commands)
     return parser
 
 
@@ -177,6 +204,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.stall_threshold_ms <= 0:
         raise SystemExit("fastasync-explorer: --stall-threshold-ms must be positive")
     monitor = MonitorConfig(
+        project_code=SERVER_CODE,
         stall_threshold_s=args.stall_threshold_ms / 1000.0,
         task_book=not getattr(args, "no_task_book", False),
     )
@@ -188,6 +216,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     database_url = args.database_url or os.environ.get("FASTASYNC_DATABASE_URL") or None
     if database_url:
         settings = replace(settings, database_url=database_url)
+    redis_url = getattr(args, "redis_url", None) or os.environ.get("FASTASYNC_REDIS_URL")
+    if redis_url:
+        settings = replace(settings, redis_url=redis_url)
     return settings
 
 
@@ -241,7 +272,15 @@ def run_serve(settings: Settings, access_log: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # what follows `--` after run/check is uvicorn's, kept from argparse
+    argv, uvicorn_args = split_uvicorn_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command in YOURAPP_COMMANDS:
+        try:
+            return run_yourapp_command(args, uvicorn_args, print)
+        except YourAppError as exc:
+            print(f"fastasync-explorer: {exc}", file=sys.stderr)
+            return 2
     settings = settings_from(args)
     if args.command == "serve":
         return run_serve(settings, args.access_log)
@@ -256,6 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from explorer.tools.bench_tasks import run_task_inspector_bench
 
             return run_task_inspector_bench(args)
+        if args.probe:
+            from explorer.tools.bench_probe import run_probe_bench
+
+            return run_probe_bench(args)
+        if args.probe_cost:
+            from explorer.tools.bench_probe import run_probe_cost_bench
+
+            return run_probe_cost_bench(args)
         from explorer.tools.bench import run_bench
 
         return run_bench(args)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.monitor.attribution import short_path
+from fastasync_probe.monitor.attribution import short_path
 
 
 @dataclass(frozen=True)

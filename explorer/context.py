@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 
+from fastasync_probe.monitor import LagStats, MonitorSnapshot, Stall
 from server.blocking import BlockingSwitch
-from server.monitor import LagStats, MonitorSnapshot, Stall
-from server.settings import Settings
+from server.settings import Settings, default_redis_url
 
 #: the explorer's own code: a stall in a pane's client code blames its line too
 EXPLORER_DIR = Path(__file__).resolve().parent
@@ -24,7 +24,7 @@ def counting_explorer_code(settings: Settings) -> Settings:
 
 
 class MonitorSource(Protocol):
-    """Read side of :class:`server.monitor.LoopMonitor` (tests freeze it)."""
+    """Read side of :class:`fastasync_probe.monitor.LoopMonitor` (tests freeze it)."""
 
     def snapshot(self, window_s: float | None = None, windows: int = 60) -> MonitorSnapshot: ...
 
@@ -42,6 +42,8 @@ class ExplorerContext:
     blocking: BlockingSwitch
     #: seconds after a response before its stalls are surely published by the watchdog
     stall_settle_s: float = 0.01
+    #: the server's Redis (the queue pane's server child must use the same one)
+    redis_url: str = field(default_factory=default_redis_url)
 
     async def stalls_since(self, began_wall: float) -> list[Stall]:
         """The stalls that began at or after ``began_wall`` (``time.time()``), oldest first.

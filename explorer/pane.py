@@ -26,7 +26,7 @@ from textual.widgets import Input, Static
 from explorer.code_source import SourceBlock
 from explorer.context import ExplorerContext
 from explorer.widgets.number_field import invalid_fields
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 
 @dataclass(frozen=True, kw_only=True)

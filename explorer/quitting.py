@@ -11,9 +11,12 @@ from typing import Any
 from textual.app import App
 from textual.widgets import Log
 
-#: ``kill`` and a closed terminal: the same graceful quit as ``q`` (Textual itself
-#: handles neither, so the process would die with the terminal left in raw mode).
-QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+#: ``kill``, a closed terminal and ``kill -INT``: the same graceful quit as ``q``. Textual
+#: handles none of them: on the first two the process would die with the terminal left in
+#: raw mode; SIGINT was left to asyncio's runner, which cancels the main task, and under
+#: load that cancellation could land where Textual absorbs it, leaving the app running.
+#: (Ctrl+C at the keyboard is a key in raw mode, not a signal.)
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class QuitSignals:

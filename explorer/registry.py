@@ -34,19 +34,23 @@ def pane_of(slug: str) -> type[PatternPane]:
 
 PANES: tuple[type[PatternPane], ...] = tuple(pane_of(slug) for slug in PATTERNS)
 
-#: the keys that open the panes, in menu order: the top row of digits, 0 last
-PANE_KEYS = "1234567890"
+#: the keys that open the panes, in menu order: the top row of digits, 0, then the minus
+#: key beside it
+PANE_KEYS = "1234567890-"
+#: Textual's names of the keys that are not their own character
+_KEY_NAMES = {"-": "minus"}
 
 
 def key_of(index: int) -> str | None:
-    """The digit that opens the pane at ``index`` in the menu; None past the tenth."""
+    """The key that opens the pane at ``index`` in the menu (a digit, then ``-``); None
+    past the eleventh."""
     return PANE_KEYS[index] if index < len(PANE_KEYS) else None
 
 
 def pane_bindings() -> list[Binding]:
     """The app's bindings that open the panes by their digit (the palette opens them all)."""
     return [
-        Binding(key, f"open_pane({index})", pane.TITLE, show=False)
+        Binding(_KEY_NAMES.get(key, key), f"open_pane({index})", pane.TITLE, show=False)
         for index, pane in enumerate(PANES)
         if (key := key_of(index)) is not None
     ]

@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from server.monitor import MonitorSnapshot, Stall
+from fastasync_probe.monitor import MonitorSnapshot, Stall
 
 log = logging.getLogger("fastasync.explorer")
 

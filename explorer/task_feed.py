@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from textual.app import App, ComposeResult
-from textual.screen import Screen
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.timer import Timer
 from textual.widgets import RichLog, TabbedContent, TabPane
 
 from explorer.widgets.stall_inspector import StallInspector
 from explorer.widgets.task_inspector import TaskInspector, TaskSummary
-from server.monitor import TaskBook
+from fastasync_probe.monitor import TaskBook
 
 #: how often the visible tab refreshes
 TASKS_HZ = 1.0
@@ -103,13 +102,18 @@ def bottom_tabs() -> ComposeResult:
             yield TaskInspector(id="task-inspector")
 
 
-def mend_focus(screen: Screen[Any], refocus: Callable[[], None]) -> None:
+def mend_focus(app: App[Any], refocus: Callable[[], None]) -> None:
     """Never leave focus on a widget that is gone.
 
     Keys go to the focused widget and its ancestors' bindings; a removed widget has no
     ancestors, so every key, ``q`` included, would reach nothing and the UI would look
     frozen. Whatever put it there, focus moves back to the visible view (``refocus``).
+    Nothing to mend once the app's screens are gone (a timer can tick during teardown).
     """
+    try:
+        screen = app.screen
+    except ScreenStackError:
+        return
     focused = screen.focused
     if focused is not None and not focused.is_attached:
         screen.set_focus(None)

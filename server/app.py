@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from fastasync_probe.middleware import RequestAttribution
+from fastasync_probe.monitor import LoopMonitor
 from server import __version__, monitor_routes
 from server.blocking import BlockingSwitch
 from server.errors import document_body_errors, install_error_handlers
 from server.heap import settle_heap
-from server.middleware import RequestAttribution
-from server.monitor import LoopMonitor
 from server.patterns import PATTERNS, router_of
 from server.patterns.basics.cpu_pool import CpuPool
 from server.settings import Settings

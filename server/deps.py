@@ -13,8 +13,8 @@ from typing import Annotated, TypeVar
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from fastasync_probe.monitor import LoopMonitor
 from server.blocking import BlockingSwitch
-from server.monitor import LoopMonitor
 from server.patterns.basics.cpu_pool import CpuPool
 from server.settings import Settings
 from server.state import AppState, state_of

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import gc
 
+#: Whether the functions below act. Right for the product (one process, one app, whose
+#: start-up objects live as long as the process). A process that builds hundreds of apps
+#: (the test suite) turns it off: each freeze would keep the previous apps' garbage for good.
+enabled = True
+
 
 def settle_heap() -> None:
     """Collect once, then move every surviving object to the permanent generation.
@@ -12,8 +17,9 @@ def settle_heap() -> None:
     as the process; without this, each full collection walks them all again, pausing the
     shared loop by tens of milliseconds. Call it when startup is done.
     """
-    gc.collect()
-    gc.freeze()
+    if enabled:
+        gc.collect()
+        gc.freeze()
 
 
 def keep_out_of_collections() -> None:
@@ -26,4 +32,5 @@ def keep_out_of_collections() -> None:
     Measured on the 100×30 tour: 7-9 collector pauses over 50 ms (up to 174 ms) without,
     none with it.
     """
-    gc.freeze()
+    if enabled:
+        gc.freeze()

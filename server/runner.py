@@ -20,10 +20,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from fastasync_probe.monitor import TaskBook
 from server.app import create_app
-from server.monitor import TaskBook
-from server.monitor.attribution import SERVER_CODE
-from server.settings import Settings
+from server.settings import SERVER_CODE, Settings
 from server.state import state_of
 
 log = logging.getLogger("fastasync.server")

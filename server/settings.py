@@ -7,7 +7,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.monitor import MonitorConfig
+from fastasync_probe.monitor import MonitorConfig, ProjectCode
+
+#: the server package's own code: what a stall in the server blames
+SERVER_CODE = ProjectCode.of(Path(__file__).resolve().parent)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -16,6 +19,14 @@ def default_data_dir() -> Path:
     """Where the app keeps its files: ``$XDG_DATA_HOME/fastasync-explorer``."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "fastasync-explorer"
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def default_redis_url() -> str:
+    """``$FASTASYNC_REDIS_URL``, else Redis's own default on this machine."""
+    return os.environ.get("FASTASYNC_REDIS_URL") or DEFAULT_REDIS_URL
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class Settings:
     job_grace_s: float = 1.0
     #: worker processes for offloaded CPU work (started on first use)
     cpu_workers: int = 2
-    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    monitor: MonitorConfig = field(default_factory=lambda: MonitorConfig(project_code=SERVER_CODE))
     #: server-owned files: the SQLite database (job history), generated samples
     data_dir: Path = field(default_factory=default_data_dir)
     #: /stream: the largest upload accepted (bigger ones get 413, nothing kept) ...
@@ -46,6 +57,9 @@ class Settings:
     #: ``None`` for an SQLite file in ``data_dir``. A URL that does not work falls back to
     #: that file, and ``/db/status`` says why.
     database_url: str | None = None
+    #: the durable queue's Redis (/queue): the arq workers and the server meet there. When
+    #: it does not answer, /queue says so and only the in-process backend runs.
+    redis_url: str = field(default_factory=default_redis_url)
 
     @property
     def is_loopback(self) -> bool:

@@ -15,8 +15,8 @@ from typing import TypeVar, cast
 
 from starlette.applications import Starlette
 
+from fastasync_probe.monitor import LoopMonitor
 from server.blocking import BlockingSwitch
-from server.monitor import LoopMonitor
 from server.patterns.basics.cpu_pool import CpuPool
 from server.settings import Settings
 

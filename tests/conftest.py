@@ -8,17 +8,21 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import pytest
+from fastapi.dependencies import models as fastapi_models
 
-from server.monitor import LoopMonitor
+from fastasync_probe.monitor import LoopMonitor
+from server import heap
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of
+from tests import redis_db
 
 if TYPE_CHECKING:
     from textual.pilot import Pilot
@@ -57,6 +61,57 @@ def no_destroyed_pending_tasks() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def heap_frozen_once() -> Iterator[None]:
+    """Freeze the heap once, after collection, instead of once per app (``server/heap.py``).
+
+    The product freezes its heap at start-up and after each pane's first draw: right for
+    one process with one app. A test process builds hundreds of apps: each freeze kept the
+    garbage of the tests before it for good (the suite grew to 3.7 GB, and a task destroyed
+    while pending would never be reported), and thawing after each test made every full
+    collection walk the whole import heap again (minutes of collector time per run). So the
+    apps do not freeze here; the import heap, which does live as long as the process, is
+    frozen once.
+    """
+    heap.enabled = False
+    gc.collect()
+    gc.freeze()
+    yield
+    heap.enabled = True
+
+
+@pytest.fixture(autouse=True)
+def apps_let_go() -> Iterator[None]:
+    """Let go of what a test's apps left in module-level caches; then collect its garbage
+    and freeze what survives it, so the next test's full collections walk only its own
+    objects (unfrozen, what the tests before had kept made one a 350 ms pause, inside a
+    request that a test timed)."""
+    yield
+    # FastAPI classifies each endpoint once, in module-level caches of 4,096 callables:
+    # through their closures they kept every app a test had built (and its state, its
+    # loop and its explorer) alive. One app per process, as in the product, is no matter.
+    for name in _FASTAPI_CALLABLE_CACHES:
+        cached = getattr(fastapi_models, name, None)
+        if cached is not None and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    # A socket that a cancelled httpx request left mid-connect is closed by its finalizer
+    # when collected, with a ResourceWarning (httpcore's, not this project's). Collected
+    # here, at this test's teardown, pytest would call that an error of the test; before
+    # this collection it surfaced in whichever later test the collector happened to run,
+    # or never. Python ignores ResourceWarning by default: so does this one collection.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    gc.freeze()
+
+
+_FASTAPI_CALLABLE_CACHES = (
+    "_is_gen_callable_cached",
+    "_is_async_gen_callable_cached",
+    "_is_coroutine_callable_cached",
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Nothing a test runs (in-process or a child) writes into the user's data directory."""
     home = tmp_path_factory.mktemp("xdg-data")
@@ -67,6 +122,27 @@ def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         del os.environ["XDG_DATA_HOME"]
     else:
         os.environ["XDG_DATA_HOME"] = saved
+
+
+# Every app of the suite uses a Redis database of its own (``tests/redis_db.py``), never
+# the machine's 0: set before any test module is imported, since some build their
+# Settings (and so read this) at import time, and inherited by every child process.
+os.environ["FASTASYNC_REDIS_URL"] = redis_db.url_of(redis_db.SUITE_DB)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def suite_redis() -> Iterator[None]:
+    """At the end of the run no worker process, key or connection of the suite's is left."""
+    if redis_db.answers():
+        redis_db.empty(redis_db.SUITE_DB)
+    yield
+    assert redis_db.worker_processes() == [], "queue worker processes outlived the tests"
+    if redis_db.answers():
+        for db in (redis_db.SUITE_DB, redis_db.QUEUE_DB):
+            assert redis_db.connections(db) == [], f"connections to Redis db {db} left open"
+        # what the fuzzing and the soak enqueued with no worker to run it: the suite's own
+        # database, emptied (the queue tests check their own database test by test)
+        redis_db.empty(redis_db.SUITE_DB)
 
 
 @pytest.fixture
@@ -225,9 +301,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """Say up front whether the PostgreSQL (asyncpg) tests of tests/test_db.py will run."""
+def pytest_report_header(config: pytest.Config) -> str | list[str]:
+    """Say up front whether the PostgreSQL (asyncpg) tests and the Redis tests will run."""
     url = os.environ.get("FASTASYNC_TEST_PG_URL")
     if url:
-        return f"PostgreSQL tests: on, FASTASYNC_TEST_PG_URL={url}"
-    return "PostgreSQL tests: SKIPPED, FASTASYNC_TEST_PG_URL is not set (.ci/run sets it)"
+        lines = [f"PostgreSQL tests: on, FASTASYNC_TEST_PG_URL={url}"]
+    else:
+        lines = ["PostgreSQL tests: SKIPPED, FASTASYNC_TEST_PG_URL is not set (.ci/run sets it)"]
+    redis_state = "on" if redis_db.answers() else "SKIPPED (Redis does not answer)"
+    lines.append(f"Redis tests: {redis_state}, {redis_db.server_url()}")
+    return lines

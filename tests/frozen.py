@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from explorer import registry
 from explorer.pane import PatternPane
 from explorer.registry import PANES
-from server.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
+from fastasync_probe.monitor import LagStats, LagWindow, MonitorSnapshot, Stall
 from server.patterns.basics import router as basics
 
 T0 = 1_795_000_000.0  # a fixed moment (the inspector shows local times of day)

@@ -42,6 +42,7 @@ from tests.pilots import (
     open_live,
     press_for,
     quit_with_q,
+    still_picture,
     tab_order,
     told_invalid_input,
 )
@@ -851,7 +852,7 @@ def frozen_run(strategy: str, report: Report) -> Any:
     async def run_before(pilot: Pilot[Any]) -> None:
         pane = await frozen_pane(pilot, strategy, blocking=False)
         pane.report = report
-        await pilot.pause(0.1)
+        await still_picture(pilot)
 
     return run_before
 
@@ -875,6 +876,6 @@ def test_concurrency_pane_at_140x45_with_a_kept_run(frozen_snapshot: FrozenSnaps
         assert isinstance(pilot.app, ExplorerApp)
         pilot.app.blocking_switch.set(True)
         pane.report = FROZEN_SEQUENTIAL
-        await pilot.pause(0.2)
+        await still_picture(pilot)
 
     assert frozen_snapshot((140, 45), run_before)

@@ -19,7 +19,7 @@ from explorer.app import ExplorerApp
 from explorer.patterns.correctness.deadlock_client import Cycle, Watch
 from explorer.patterns.correctness.deadlock_tab import DeadlockTab
 from explorer.patterns.correctness.pane import CorrectnessPane
-from server.monitor import LagStats, LoopMonitor
+from fastasync_probe.monitor import LagStats, LoopMonitor
 from server.patterns.correctness.deadlock import DeadlockLab
 from server.runner import ServerHandle
 from server.settings import Settings

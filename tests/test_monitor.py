@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import threading
 import time
@@ -14,13 +15,13 @@ import pytest
 import textual
 
 from explorer.context import ExplorerContext, counting_explorer_code
-from server.monitor import LoopMonitor, MonitorConfig, Stall
-from server.monitor.activity import LoopActivity
-from server.monitor.attribution import SERVER_CODE, ProjectCode, short_path
-from server.monitor.records import LagStats, percentile
+from fastasync_probe.monitor import LoopMonitor, MonitorConfig, Stall
+from fastasync_probe.monitor.activity import LoopActivity
+from fastasync_probe.monitor.attribution import ProjectCode, short_path
+from fastasync_probe.monitor.records import LagStats, percentile
 from server.patterns.basics import router as basics
 from server.patterns.basics.work import crunch
-from server.settings import Settings
+from server.settings import SERVER_CODE, Settings
 from tests.conftest import eventually
 
 
@@ -38,7 +39,14 @@ async def test_time_sleep_in_async_handler_is_reported_exactly(
     client: httpx.AsyncClient, monitor: LoopMonitor, delay: float
 ) -> None:
     before = max((s.seq for s in monitor.stalls), default=0)
-    response = await client.get("/basics/blocking", params={"delay": delay})
+    # A collector pass inside the stall is CPU time the handler did not ask for: one that
+    # walked a big heap (20 ms and more on a loaded machine) turned the sleep into "cpu".
+    gc.collect()
+    gc.disable()
+    try:
+        response = await client.get("/basics/blocking", params={"delay": delay})
+    finally:
+        gc.enable()
     assert response.status_code == 200
     slept_ms = response.json()["handler_ms"]  # the sleep as the handler itself timed it
 
@@ -50,9 +58,10 @@ async def test_time_sleep_in_async_handler_is_reported_exactly(
     stalls = mine()
     assert len(stalls) == 1, monitor.stalls_after(before)
     stall = stalls[0]
-    # The blocking call itself (off-CPU time) within 3 % of the sleep that really happened,
-    # and never less than what was asked for.
-    assert abs(stall.blocked_ms - slept_ms) <= 0.03 * slept_ms, (stall, slept_ms)
+    # The blocking call itself (off-CPU time) within 3 % of the sleep that really happened
+    # (or 3 ms: off-CPU also counts time spent waiting for a core on a loaded machine,
+    # 1.7 ms seen on CI), and never less than what was asked for.
+    assert abs(stall.blocked_ms - slept_ms) <= max(0.03 * slept_ms, 3.0), (stall, slept_ms)
     assert stall.blocked_ms >= delay * 1000 * 0.99
     # The whole stall is the sleep plus the request's ordinary CPU work around it.
     assert stall.duration_ms >= stall.blocked_ms

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 STARTS_FROM_WHEEL = """
 import asyncio, sys
+import fastasync_explorer
+fastasync_explorer.use_bundled_packages()
 import explorer, server
 assert explorer.__file__.startswith(sys.argv[1]), explorer.__file__
 assert server.__file__.startswith(sys.argv[1]), server.__file__
@@ -44,13 +46,19 @@ def test_wheel_ships_everything_and_the_app_starts_from_it(tmp_path: Path) -> No
     assert build.returncode == 0, build.stderr
     wheel = next(tmp_path.glob("fastasync_explorer-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "explorer/app.tcss" in names
-    assert "server/py.typed" in names
-    assert "server/monitor/watchdog.py" in names
+    # two top-level names only: the probe and the entry point that keeps the explorer's own
+    # `server` and `explorer` inside it, where no user's package of that name can meet them
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {
+        "fastasync_explorer",
+        "fastasync_probe",
+    }
+    assert "fastasync_explorer/_app/explorer/app.tcss" in names
+    assert "fastasync_explorer/_app/server/py.typed" in names
+    assert "fastasync_probe/monitor/watchdog.py" in names
     assert not any(name.startswith("tests/") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
-        "fastasync-explorer = explorer.cli:main"
+        "fastasync-explorer = fastasync_explorer:main"
         in zipfile.ZipFile(wheel).read(entry_points).decode()
     )
 
@@ -90,3 +98,38 @@ def test_wheel_ships_everything_and_the_app_starts_from_it(tmp_path: Path) -> No
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "started from the wheel" in run.stdout
+
+    # A user's own package called `server` beside the installed wheel: theirs is the one
+    # imported, and the probe still imports (the explorer's `server` is not on the path).
+    theirs = tmp_path / "their_project" / "server"
+    theirs.mkdir(parents=True)
+    (theirs / "__init__.py").write_text("OWNER = 'the user'\n")
+    their_run = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path[:0] = [{str(theirs.parent)!r}, {str(target)!r}]; "
+            "import server, fastasync_probe.monitor; print(server.OWNER)",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert their_run.returncode == 0, their_run.stderr[-3000:]
+    assert their_run.stdout.strip() == "the user"
+
+
+def test_the_command_passes_on_its_exit_code() -> None:
+    """The console script exits with what the CLI returned: 2 for a clear error."""
+    command = Path(sys.executable).parent / "fastasync-explorer"
+    done = subprocess.run(
+        [str(command), "attach", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("fastasync-explorer: ")

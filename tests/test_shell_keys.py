@@ -15,7 +15,7 @@ from explorer.app import ExplorerApp
 from explorer.registry import PANES, key_of
 from explorer.widgets.code_view import CodeView
 from explorer.widgets.stall_inspector import StallInspector
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from tests.conftest import eventually
 from tests.pilots import quit_with_q, running
 

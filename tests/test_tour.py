@@ -20,7 +20,7 @@ import pyte
 
 from explorer.registry import PANES, key_of
 from explorer.widgets.stall_inspector import is_server_stall
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from tests.ptyrun import PtyProcess
 from tests.test_shell import free_port, port_answers
 

@@ -398,14 +398,17 @@ def everything_logged() -> Iterator[Recorder]:
     recorder = Recorder()
     root = logging.getLogger()
     saved = root.level
-    noisy = [logging.getLogger(n) for n in ("uvicorn.error", "uvicorn.access", "websockets")]
+    noisy = [
+        logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets")
+    ]
     levels = [(logger.level, logger.propagate) for logger in noisy]
     root.addHandler(recorder)
     root.setLevel(logging.DEBUG)
     for logger in noisy:
         logger.setLevel(logging.DEBUG)
         # uvicorn stops its access logger propagating whenever a server runs without the
-        # access log (every other test's), and does not undo it.
+        # access log (every other test's), and its own log config stops "uvicorn"
+        # propagating; neither is undone.
         logger.propagate = True
     yield recorder
     root.removeHandler(recorder)

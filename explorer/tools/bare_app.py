@@ -1,7 +1,7 @@
 """The yardstick for the monitor's own cost: a bare FastAPI app, one ``async def`` route.
 
 ``python -m explorer.tools.bare_app --port N [--monitor]`` serves it under uvicorn on the
-asyncio loop, with the explorer's :class:`~server.monitor.LoopMonitor` started by its
+asyncio loop, with the explorer's :class:`~fastasync_probe.monitor.LoopMonitor` started by its
 lifespan or not at all; ``fastasync-explorer bench`` loads both and compares.
 """
 
@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from server.monitor import LoopMonitor
+from fastasync_probe.monitor import LoopMonitor
 
 #: the one route: what a handler that does nothing costs is the whole figure
 PATH = "/"

@@ -52,7 +52,7 @@ from explorer.tools.bench_kit import (
     write_json,
 )
 from explorer.tools.overhead import bare_app_process, idle_cpu_percent, require_wrk, run_wrk
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 #: how long a stall may take to show up in /monitor after its request answered (the
 #: watchdog publishes from its own thread once the loop moves on, within a few polls)
@@ -61,7 +61,7 @@ STALL_PUBLISH_TIMEOUT_S = 2.0
 #: the bare-loop baseline: the same LoopMonitor on an asyncio loop that does nothing
 BARE_LOOP_SCRIPT = """\
 import asyncio, json, sys
-from server.monitor import LoopMonitor
+from fastasync_probe.monitor import LoopMonitor
 
 async def main(idle: float) -> None:
     monitor = LoopMonitor.for_loop(asyncio.get_running_loop())

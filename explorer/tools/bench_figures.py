@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from explorer.tools.bench_kit import BenchError, fmt, format_table, header_line
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 LOAD_PATH = "/basics/async?delay=0"
 BLOCKING_ROUTE = "GET /basics/blocking"

@@ -35,6 +35,8 @@ from typing import IO, Any
 
 import httpx
 
+from explorer.own_process import own_env
+
 #: the terminal the TUI gets: big enough that every pane lays out as it does for a user
 TTY_COLUMNS, TTY_ROWS = 140, 45
 READY_TIMEOUT_S = 20.0
@@ -269,8 +271,13 @@ def child_process(
     ready: Probe = answers_monitor,
     stop_signal: signal.Signals = signal.SIGINT,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Child]:
-    """``command`` (which serves on ``port``) as a child, ready when the block starts."""
+    """``command`` (which serves on ``port``) as a child, ready when the block starts.
+
+    ``env`` defaults to this environment with the explorer's own packages on the path; a
+    user's app (``examples/``) gets a plain one instead.
+    """
     with tempfile.TemporaryFile() as log:
         # A session of its own: a Ctrl+C at the bench's terminal is handled by us, once.
         proc = subprocess.Popen(
@@ -278,6 +285,7 @@ def child_process(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=own_env() if env is None else dict(env),
             start_new_session=True,
         )
         child = Child(proc, log, stop_signal)
@@ -365,7 +373,7 @@ def explorer_process(
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env=env,
+            env=own_env(env),
             start_new_session=True,
         )
         os.close(slave)  # the child has it; ours would keep the pty open after it exits

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from server.monitor.records import percentile
+from fastasync_probe.monitor.records import percentile
 
 #: a response head larger than this is treated as a protocol error
 MAX_HEAD_BYTES = 64 * 1024

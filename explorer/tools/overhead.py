@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -79,12 +79,37 @@ def parse_wrk(output: bytes, url: str) -> LoadResult:
     )
 
 
-def run_wrk(url: str, connections: int, duration_s: float, warmup_s: float) -> LoadResult:
-    """What wrk measured against ``url``, after a warm-up run that is not counted."""
+def pinned(command: list[str], core: int) -> list[str]:
+    """``command`` held to one core by taskset, when the machine has two or more and
+    taskset is installed (else as it is): a server and its load generator that never
+    trade cores vary less from run to run."""
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) < 2:
+        return command
+    return [taskset, "-c", str(core), *command]
+
+
+def run_wrk(
+    url: str,
+    connections: int,
+    duration_s: float,
+    warmup_s: float,
+    *,
+    core: int | None = None,
+    on_counted: Callable[[], None] | None = None,
+) -> LoadResult:
+    """What wrk measured against ``url``, after a warm-up run that is not counted (none
+    when ``warmup_s`` is 0). ``core``: wrk held to that core; ``on_counted`` is called
+    just before the counted run starts."""
     wrk = require_wrk()
     result: LoadResult | None = None
-    for seconds in (warmup_s, duration_s):
+    runs = [(warmup_s, False)] if warmup_s > 0 else []
+    for seconds, counted in [*runs, (duration_s, True)]:
+        if counted and on_counted is not None:
+            on_counted()
         command = [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+        if core is not None:
+            command = pinned(command, core)
         try:
             done = subprocess.run(
                 [*command, "--latency", url],

@@ -12,7 +12,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from server.monitor import MonitorSnapshot
+from fastasync_probe.monitor import MonitorSnapshot
 
 
 def _ms(value: float) -> str:

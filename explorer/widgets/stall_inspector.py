@@ -7,7 +7,7 @@ from datetime import datetime
 from textual.message import Message
 from textual.widgets import DataTable
 
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 #: key of the row that sums up the stalls this UI caused (painting, layout, highlighting)
 UI_ROW = "explorer-ui"

@@ -24,6 +24,7 @@ PATTERNS: tuple[str, ...] = (
     "cache",
     "correctness",
     "lifespan",
+    "queue",
 )
 
 

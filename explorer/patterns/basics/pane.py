@@ -39,7 +39,7 @@ from explorer.patterns.basics.styles import (
 )
 from explorer.widgets.number_field import number_input
 from explorer.widgets.timeline import Bar, Timeline
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.basics import router as routes
 
 __all__ = ["STYLES", "STYLE_BY_KEY", "BasicsPane", "BatchPlan", "BatchSummary", "HandlerStyle"]

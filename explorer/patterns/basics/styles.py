@@ -10,7 +10,7 @@ from rich.text import Text
 
 from explorer.pane import Teaching
 from explorer.wording import counted
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.basics import router as routes
 
 

@@ -38,7 +38,7 @@ from explorer.tools.bench_kit import (
     serve_process,
     write_json,
 )
-from server.monitor.records import percentile
+from fastasync_probe.monitor.records import percentile
 
 CLIENT_ROUTE = "POST /cache/clients/run"
 CALL_FUNCTIONS = ("call_shared", "call_per_request")

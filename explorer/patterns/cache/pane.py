@@ -27,7 +27,7 @@ from explorer.patterns.cache.runs import RunRow, RunTable
 from explorer.patterns.cache.stampede import StampedeRun, stampede_figure
 from explorer.patterns.cache.stats import CacheStats
 from explorer.widgets.number_field import number_input
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.cache import router as routes
 from server.patterns.cache.ttl_cache import TTLCache
 

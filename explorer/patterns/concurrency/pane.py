@@ -28,7 +28,7 @@ from explorer.patterns.concurrency.strategies import FIELDS, STRATEGIES, STRATEG
 from explorer.widgets.number_field import number_input
 from explorer.widgets.timeline import MIN_SCALE_S, Timeline
 from explorer.wording import counted
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.concurrency import router as routes
 
 __all__ = ["STRATEGIES", "STRATEGY_BY_KEY", "ConcurrencyPane", "KeptRun", "Strategy", "bars_of"]

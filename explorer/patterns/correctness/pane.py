@@ -20,7 +20,7 @@ from explorer.pane import LessonLine, PatternPane
 from explorer.patterns.correctness.deadlock_tab import DeadlockTab
 from explorer.patterns.correctness.guide_tab import GuideFixesTab
 from explorer.patterns.correctness.tabs import MissingAwaitTab, RaceTab, SwallowTab
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 
 class Tab(Protocol):

@@ -33,7 +33,7 @@ from explorer.patterns.db.results import (
 )
 from explorer.patterns.db.status import BackendLine, orm_line
 from explorer.widgets.number_field import number_input
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 __all__ = ["ACTIONS", "ACTION_BY_KEY", "Action", "DbPane"]
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from explorer.patterns.db.timeline import QuerySpan, QueryTimeline
 from explorer.wording import counted
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 
 #: what each dashboard form is called on screen
 FORMS = {

@@ -29,7 +29,7 @@ from explorer.patterns.lifespan.figures import (
 )
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.lifespan import child_apps, connections, pool
 from server.patterns.lifespan import router as routes
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
-from server.monitor.records import percentile
+from fastasync_probe.monitor.records import percentile
 
 #: how long the pane watches the server after leaving the ticker
 WATCH_S = 1.0

@@ -30,7 +30,7 @@ from explorer.widgets.control_row import ControlRow
 from explorer.widgets.follow_log import FollowLog
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.sse import router as routes
 
 #: how often the figures line redraws (counters only; events go to the log as they come)

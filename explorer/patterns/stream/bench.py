@@ -40,7 +40,7 @@ from explorer.tools.bench_kit import (
     say,
     serve_process,
 )
-from server.monitor.records import percentile
+from fastasync_probe.monitor.records import percentile
 
 MiB = 1024 * 1024
 

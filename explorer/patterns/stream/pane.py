@@ -22,7 +22,7 @@ from explorer.widgets.control_row import ControlRow
 from explorer.widgets.follow_log import FollowLog
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.stream import export as files_export
 from server.patterns.stream import router as routes
 from server.patterns.stream import uploads as files_uploads

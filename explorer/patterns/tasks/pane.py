@@ -24,7 +24,7 @@ from explorer.widgets.choice_buttons import choice_buttons
 from explorer.widgets.control_row import ControlRow
 from explorer.widgets.live_text import LiveText
 from explorer.widgets.number_field import number_input
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.tasks import router as routes
 
 #: "fail" first: the default, and where the set's cursor starts when it takes focus

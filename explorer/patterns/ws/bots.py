@@ -33,7 +33,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from explorer.patterns.ws.delivery import Undelivered
-from server.monitor.records import percentile
+from fastasync_probe.monitor.records import percentile
 
 #: connections opened at once while a swarm connects (each is a real handshake)
 CONNECT_BATCH = 50

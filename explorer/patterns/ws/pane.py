@@ -32,7 +32,7 @@ from explorer.patterns.ws.figures import BotFigures, BotFiguresView
 from explorer.patterns.ws.frames import FramesLog
 from explorer.patterns.ws.room import BotRoom
 from explorer.patterns.ws.views import LESSONS, VIEWS, WsTabs, WsViews
-from server.monitor import Stall
+from fastasync_probe.monitor import Stall
 from server.patterns.ws import manager as ws_manager
 from server.patterns.ws import router as routes
 from server.patterns.ws.tokens import TokenSigner

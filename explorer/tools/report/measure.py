@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.monitor import LagStats, Stall
+from fastasync_probe.monitor import LagStats, Stall
 from server.process_stats import rss_bytes
 
 MIB = 1024 * 1024

@@ -14,7 +14,7 @@ import httpx
 from explorer.context import counting_explorer_code
 from explorer.tools.report.measure import FormResult, RssSampler, StallSummary
 from explorer.tools.report.scenario import Scenario, ScenarioRun
-from server.monitor import LoopMonitor
+from fastasync_probe.monitor import LoopMonitor
 from server.runner import ServerHandle
 from server.settings import Settings
 from server.state import state_of

@@ -14,9 +14,9 @@ import httpx
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from fastasync_probe.monitor.records import percentile
 from server.errors import describe
 from server.json_types import JsonInt
-from server.monitor.records import percentile
 from server.patterns.cache.deps import CLIENT_TIMEOUT, POOL_SIZE
 
 #: longest client run accepted (estimated from its parameters): no request hangs for minutes

@@ -35,8 +35,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
+from fastasync_probe.monitor import label
 from server.deps import BlockingMode, provided
-from server.monitor import label
 from server.patterns.correctness.guide_params import absent_not_null
 
 LockName = Literal["A", "B"]

@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from fastasync_probe.monitor import TaskBook
 from server.deps import BlockingMode
-from server.monitor import TaskBook
 from server.patterns.correctness.models import Form, FormQuery, chosen
 
 Kind = Literal["task", "gather"]

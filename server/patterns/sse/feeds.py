@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from server.monitor import LoopMonitor
+from fastasync_probe.monitor import LoopMonitor
 from server.patterns.sse.bus import EventBus
 from server.patterns.tasks.jobs import JobStore
 

@@ -8,7 +8,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-from server.monitor import LoopMonitor
+from fastasync_probe.monitor import LoopMonitor
 from server.patterns.stream.files import SampleFiles
 from server.patterns.stream.memory import RssWatch
 from server.patterns.stream.uploads import UploadStore

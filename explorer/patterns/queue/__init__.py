@@ -1,0 +1,1 @@
+"""The durable queue pane: arq workers on Redis against ``BackgroundTasks``, killed and scaled."""

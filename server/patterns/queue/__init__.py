@@ -1,0 +1,1 @@
+"""The durable queue: jobs on Redis run by arq worker processes, against ``BackgroundTasks``."""
