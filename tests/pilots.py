@@ -7,6 +7,7 @@ steps live here once; each test file keeps only what is particular to its pane.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,23 @@ ResultT = TypeVar("ResultT")
 
 #: what the top bar shows in a snapshot, whatever port the test's server got
 FROZEN_URL = "http://127.0.0.1:8000"
+
+
+async def settle(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, within: float = 30.0
+) -> None:
+    """Pause until ``condition()`` holds; fail, saying ``what`` was awaited and where the
+    focus is, after ``within`` seconds. Never an unbounded wait: a condition that never
+    comes is one failed test, not a run that hangs until CI's limit."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            app = pilot.app
+            raise AssertionError(
+                f"{what}: not within {within} s (focused: {app.focused!r}, "
+                f"slug: {getattr(app, 'current_slug', None)!r})"
+            )
+        await pilot.pause(0.02)
 
 
 def live_app(data_dir: Path) -> ExplorerApp:
@@ -80,8 +98,7 @@ async def open_frozen(pilot: Pilot[Any], pane: type[PaneT]) -> tuple[ExplorerApp
     """For a snapshot: ``pane`` opened as soon as it is mounted, the top bar's URL fixed."""
     app = pilot.app
     assert isinstance(app, ExplorerApp)
-    while not app.query(pane):
-        await pilot.pause(0.02)
+    await settle(pilot, lambda: bool(app.query(pane)), f"{pane.__name__} mounted")
     await pilot.press(key_of(pane))
     app.query_one(TopBar).url = FROZEN_URL
     return app, app.query_one(pane)

@@ -33,6 +33,7 @@ from tests.pilots import (
     press_for,
     quit_with_q,
     running,
+    settle,
     tab_order,
 )
 
@@ -480,8 +481,9 @@ async def frozen_app_ready(pilot: Pilot[Any], monitor: FrozenMonitor, blocking: 
     """The app with its live figures frozen: the top bar's URL, the monitor, no toasts."""
     app = pilot.app
     assert isinstance(app, ExplorerApp)
-    while app.context is None or not app.query(BasicsPane):
-        await pilot.pause(0.02)
+    await settle(
+        pilot, lambda: app.context is not None and bool(app.query(BasicsPane)), "basics mounted"
+    )
     await pilot.pause(0.1)
     app.query_one(TopBar).url = "http://127.0.0.1:8000"
     app.blocking_switch.set(blocking)

@@ -50,6 +50,7 @@ from tests.pilots import (
     live_pane,
     open_frozen,
     quit_with_q,
+    settle,
     still_picture,
     told_invalid_input,
 )
@@ -1094,8 +1095,11 @@ def frozen_db_run(
 ) -> Any:
     async def run_before(pilot: Pilot[Any]) -> None:
         app, pane = await open_frozen(pilot, DbPane)
-        while pane.status is None or pane.status.get("state") != "ready":
-            await pilot.pause(0.02)
+        await settle(
+            pilot,
+            lambda: pane.status is not None and pane.status.get("state") == "ready",
+            "db status ready",
+        )
         # Stop the live status poll, so the frozen status below stays on screen.
         app.workers.cancel_group(pane, "db-status")
         await pilot.pause(0.05)

@@ -36,7 +36,14 @@ from server.runner import ServerHandle
 from server.settings import Settings
 from tests.conftest import SNAPSHOT_SIZES, FrozenSnapshot, Size, eventually, set_blocking
 from tests.layout import problems_of
-from tests.pilots import enter_in, escape_leaves_the_field, live_pane, open_frozen, quit_with_q
+from tests.pilots import (
+    enter_in,
+    escape_leaves_the_field,
+    live_pane,
+    open_frozen,
+    quit_with_q,
+    settle,
+)
 
 MiB = 1024 * 1024
 
@@ -605,8 +612,8 @@ async def show_frozen(
     """The pane after ``transfer``, with the server's figures frozen."""
     app, pane = await open_frozen(pilot, StreamPane)
     pane.workers.cancel_group(pane, "stream-stats")
-    while app.focused is not pane.query_one("#download"):  # the app moves focus in
-        await pilot.pause(0.02)
+    download = pane.query_one("#download")
+    await settle(pilot, lambda: app.focused is download, "#download focused")  # the app moves it in
     pane.transfer = transfer
     pane.server = FROZEN_STREAM_STATS | {"last_download": last_download}
     for line in lines:

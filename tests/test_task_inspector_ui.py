@@ -19,7 +19,7 @@ from explorer.widgets.top_bar import TopBar
 from server.settings import Settings
 from tests.conftest import FrozenSnapshot, eventually
 from tests.frozen import FrozenMonitor
-from tests.pilots import FROZEN_URL, live_app, still_picture
+from tests.pilots import FROZEN_URL, live_app, settle, still_picture
 from tests.test_task_inspector import deadlock, take_in_order
 
 SIZES = [(100, 30), (140, 45)]
@@ -212,8 +212,9 @@ def frozen_tasks_app(data_dir: Path) -> ExplorerApp:
 async def tasks_tab(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, ExplorerApp)
-    while app.context is None or feed_of(app)._timer is None:
-        await pilot.pause(0.02)
+    await settle(
+        pilot, lambda: app.context is not None and feed_of(app)._timer is not None, "task feed"
+    )
     await pilot.press("t")
     app.query_one(TopBar).url = FROZEN_URL
     await still_picture(pilot)

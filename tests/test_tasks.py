@@ -45,6 +45,7 @@ from tests.pilots import (
     live_pane,
     open_frozen,
     quit_with_q,
+    settle,
     whole_before_and_after_a_run,
 )
 
@@ -675,8 +676,8 @@ async def show_frozen(pilot: Pilot[Any], jobs: tuple[dict[str, Any], ...], run: 
     """The pane with these jobs in its table and ``run`` as the last action."""
     app, pane = await open_frozen(pilot, TasksPane)
     kinds = pane.query_one("#kind")
-    while not pane.connected or app.focused is not kinds:  # the app moves focus in
-        await pilot.pause(0.02)
+    # the app moves focus in
+    await settle(pilot, lambda: pane.connected and app.focused is kinds, "connected, #kind focused")
     for job in jobs:
         pane.post_message(TasksPane.StreamEvent("job", job))
     pane.last_action = run.action
