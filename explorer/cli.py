@@ -48,7 +48,7 @@ examples:
   fastasync-explorer serve --port 8000     the same app without the UI, for curl
   fastasync-explorer bench                 throughput and lag figures, side by side
   fastasync-explorer bench ws              a pattern's own ({", ".join(PATTERN_BENCHMARKS)})
-  fastasync-explorer report --out DIR      every pattern right vs pitfall, as Markdown + JSON
+  fastasync-explorer report --out DIR      each pattern right vs pitfall: charts, Markdown, JSON
 """
 
 
@@ -186,9 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report",
-        help="run every pattern right and as its pitfall, headless; write Markdown + JSON",
+        help="run every pattern right and as its pitfall, headless; write charts, Markdown, JSON",
         description="Run each pattern's scenario against the embedded server with no UI, "
-        "once right and once with blocking mode on, and write report.md and report.json: "
+        "once right and once with blocking mode on, and write report.html (a chart of the "
+        "loop's lag per scenario, stalls marked), report.md and report.json: "
         "wall time, requests/s, loop lag, stalls and where they came from, memory, and the "
         "ratio pitfall ÷ right. Exits 1 if a scenario errors.",
     )

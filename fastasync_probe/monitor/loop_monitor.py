@@ -334,6 +334,10 @@ class LoopMonitor:
         """
         return LagStats.of([lag for t, lag in list(self._lags_ms) if t >= loop_time])
 
+    def lag_samples_since(self, loop_time: float) -> list[tuple[float, float]]:
+        """The samples behind :meth:`lag_since`: (``loop.time()`` taken, lag ms), oldest first."""
+        return [(t, lag) for t, lag in list(self._lags_ms) if t >= loop_time]
+
     def last_stall_seq(self) -> int:
         """The sequence number of the newest stall recorded (0 before the first)."""
         with self._stall_lock:

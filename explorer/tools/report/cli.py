@@ -30,7 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=Path("fastasync-report"),
-        help="directory for report.md, report.json and report.log (default: ./fastasync-report)",
+        help="directory for report.md, report.json, report.html and report.log "
+        "(default: ./fastasync-report)",
+    )
+    parser.add_argument(
+        "--html",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also write report.html: a page with a chart per scenario, self-contained "
+        "(the default; --no-html for Markdown and JSON only)",
     )
     # a slug of the one list: argparse refuses any other, naming the ones there are
     parser.add_argument(
@@ -123,9 +131,10 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
         except ServerError as error:
             print(f"fastasync-explorer: {error}", file=sys.stderr)
             return 2
-    md_path, json_path = output.write(report, out_dir)
+    written = output.write(report, out_dir, with_html=args.html)
     print(output.markdown(report))
-    print(f"wrote {md_path} and {json_path} (log: {out_dir / LOG_FILE})")
+    names = ", ".join(str(path) for path in written[:-1]) + f" and {written[-1]}"
+    print(f"wrote {names} (log: {out_dir / LOG_FILE})")
     if report.errors:
         print(
             f"fastasync-explorer: {report.errors} scenario(s) errored; see {out_dir / LOG_FILE}",

@@ -60,6 +60,34 @@ class StallSummary:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StallMark:
+    """One stall of a form, placed on the form's own time axis (seconds from its start)."""
+
+    at_s: float
+    duration_ms: float
+    location: str | None
+    route: str | None
+
+    @classmethod
+    def of(cls, stall: Stall, form_started_at: float) -> StallMark:
+        """``stall`` placed against the form's start (``time.time()``, as stalls are)."""
+        return cls(
+            at_s=max(0.0, stall.started_at - form_started_at),
+            duration_ms=stall.duration_ms,
+            location=stall.location,
+            route=stall.route,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at_s": round(self.at_s, 4),
+            "duration_ms": round(self.duration_ms, 2),
+            "location": self.location,
+            "route": self.route,
+        }
+
+
 @dataclass(slots=True)
 class FormResult:
     """One form (right or pitfall) of one scenario, as measured."""
@@ -75,6 +103,10 @@ class FormResult:
     note: str = ""
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the loop's lag over the form: (seconds from its start, lag ms), one per sample
+    lag_series: list[tuple[float, float]] = field(default_factory=list)
+    #: every stall of the form, where it fell on that time axis
+    stall_marks: list[StallMark] = field(default_factory=list)
 
     @property
     def requests_per_s(self) -> float:
@@ -103,4 +135,6 @@ class FormResult:
             "note": self.note,
             "error": self.error,
             **({"extra": self.extra} if self.extra else {}),
+            "lag_series": [[round(t, 4), round(lag, 3)] for t, lag in self.lag_series],
+            "stall_marks": [mark.as_dict() for mark in self.stall_marks],
         }

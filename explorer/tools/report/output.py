@@ -1,4 +1,5 @@
-"""The report as Markdown (for slides and READMEs) and as JSON (for CI artifacts)."""
+"""The report as Markdown (for slides and READMEs), JSON (for CI artifacts) and a page
+(:mod:`explorer.tools.report.html_page`: charts, for a browser or a pull request)."""
 
 from __future__ import annotations
 
@@ -118,10 +119,19 @@ def as_json(report: Report) -> dict[str, Any]:
     }
 
 
-def write(report: Report, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.json`` into ``out_dir`` (created if needed)."""
+def write(report: Report, out_dir: Path, with_html: bool = True) -> list[Path]:
+    """Write ``report.md``, ``report.json`` and (unless told not to) ``report.html`` into
+    ``out_dir`` (created if needed): the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out_dir / "report.md", out_dir / "report.json"
     md_path.write_text(markdown(report), encoding="utf-8")
     json_path.write_text(json.dumps(as_json(report), indent=2) + "\n", encoding="utf-8")
-    return md_path, json_path
+    written = [md_path, json_path]
+    if with_html:
+        # the charts (matplotlib) are drawn here, after the run: never while it measures
+        from explorer.tools.report.html_page import page
+
+        html_path = out_dir / "report.html"
+        html_path.write_text(page(report), encoding="utf-8")
+        written.append(html_path)
+    return written

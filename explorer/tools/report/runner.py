@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from explorer.context import counting_explorer_code
-from explorer.tools.report.measure import FormResult, RssSampler, StallSummary
+from explorer.tools.report.measure import FormResult, RssSampler, StallMark, StallSummary
 from explorer.tools.report.scenario import Scenario, ScenarioRun
 from fastasync_probe.monitor import LoopMonitor
 from server.runner import ServerHandle
@@ -96,6 +96,7 @@ async def run_form(
     sampler = RssSampler()
     sampler.start()
     loop_started = asyncio.get_running_loop().time()
+    wall_started = time.time()  # stalls are stamped in unix time
     started = time.perf_counter()
     try:
         outcome = await scenario.run(run)
@@ -108,10 +109,15 @@ async def run_form(
     finally:
         result.wall_s = time.perf_counter() - started
         result.lag = monitor.lag_since(loop_started)
+        result.lag_series = [
+            (t - loop_started, lag) for t, lag in monitor.lag_samples_since(loop_started)
+        ]
         result.rss_growth_bytes = sampler.finish()
         result.rss_peak_bytes = sampler.peak
     await asyncio.sleep(STALL_SETTLE_S)
-    result.stalls = StallSummary.of(monitor.stalls_after(stall_seq))
+    stalls = monitor.stalls_after(stall_seq)
+    result.stalls = StallSummary.of(stalls)
+    result.stall_marks = [StallMark.of(stall, wall_started) for stall in stalls]
     return result
 
 
