@@ -16,6 +16,7 @@ from pathlib import Path
 
 from explorer.tools.report.cli import add_arguments as add_report_arguments
 from explorer.tools.report.cli import run_report_command
+from explorer.web import add_arguments as add_web_arguments
 from explorer.yourapp.cli_commands import COMMANDS as YOURAPP_COMMANDS
 from explorer.yourapp.cli_commands import YOURAPP_EPILOG, split_uvicorn_args
 from explorer.yourapp.cli_commands import add_commands as add_yourapp_commands
@@ -48,6 +49,7 @@ examples:
   fastasync-explorer serve --port 8000     the same app without the UI, for curl
   fastasync-explorer bench                 throughput and lag figures, side by side
   fastasync-explorer bench ws              a pattern's own ({", ".join(PATTERN_BENCHMARKS)})
+  fastasync-explorer web --port 8080      the explorer in a browser, one per tab
   fastasync-explorer report --out DIR      each pattern right vs pitfall: charts, Markdown, JSON
 """
 
@@ -195,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server_options(report, sub=True)
     add_report_arguments(report)
+
+    web = commands.add_parser(
+        "web",
+        help="the explorer in a browser: one explorer process per tab (textual-serve)",
+        description="Serve the explorer's terminal UI to browsers with textual-serve. "
+        "--host and --port are the page's (default 127.0.0.1:8000); each tab gets its own "
+        "explorer process, its server on a free loopback port, ended when the tab closes. "
+        "The other options are passed to every explorer. Stop with Ctrl+C or SIGTERM.",
+    )
+    _add_server_options(web, sub=True)
+    add_web_arguments(web)
     add_yourapp_commands(commands)
     return parser
 
@@ -287,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_serve(settings, args.access_log)
     if args.command == "report":
         return run_report_command(args, settings)
+    if args.command == "web":
+        from explorer.web import run_web  # textual-serve (aiohttp) only for this command
+
+        return run_web(args)
     if args.command == "bench":
         if args.pattern:
             module = importlib.import_module(PATTERN_BENCHMARKS[args.pattern])

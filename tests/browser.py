@@ -8,6 +8,8 @@ the network (a CDN's script, a web font, an image) shows up in that count.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,20 +63,31 @@ class Trap:
         writer.close()
 
 
+@asynccontextmanager
+async def trap_proxy() -> AsyncIterator[tuple[str, Trap]]:
+    """A :class:`Trap` listening on loopback: its proxy URL (for ``--proxy-server``) and
+    itself, to read once the browser is done."""
+    trap = Trap()
+    server = await asyncio.start_server(trap._refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", trap
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def run_offline(
     browser: str, url: str, profile: Path, *flags: str
 ) -> tuple[str, list[bytes]]:
     """Chromium on ``url`` with ``flags``: what it printed, and the request lines that
     reached the trap (empty: nothing left the page)."""
-    trap = Trap()
-    server = await asyncio.start_server(trap._refuse, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with trap_proxy() as (proxy, trap):
         process = await asyncio.create_subprocess_exec(
             browser,
             *QUIET_FLAGS,
             f"--user-data-dir={profile}",
-            f"--proxy-server=http://127.0.0.1:{port}",
+            f"--proxy-server={proxy}",
             *flags,
             url,
             stdout=asyncio.subprocess.PIPE,
@@ -87,7 +100,4 @@ async def run_offline(
             if process.returncode is None:  # timed out: no browser left behind
                 process.kill()
                 await process.wait()
-    finally:
-        server.close()
-        await server.wait_closed()
     return out.decode(), trap.asked
