@@ -117,7 +117,9 @@ def run_web(args: argparse.Namespace) -> int:
         print(
             f"fastasync-explorer: warning: the page listens on {host}, reachable from other "
             "machines; each visitor gets an explorer process on this machine, a teaching "
-            "server with deliberately blocking endpoints.",
+            "server with deliberately blocking endpoints"
+            + ("" if args.public_url else " (give browsers elsewhere --public-url)")
+            + ".",
             file=sys.stderr,
         )
     url = args.public_url or f"http://{host}:{port}"

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ class Tab:
 def web_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """``fastasync-explorer web`` on ``port``, stopped with SIGINT (as Ctrl+C) at the end."""
     command = [sys.executable, "-m", "fastasync_explorer", "web", "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield process
     finally:
@@ -134,6 +135,30 @@ def test_a_port_in_use_is_one_sentence() -> None:
     assert done.stderr.strip() == (
         f"fastasync-explorer: port {port} on 127.0.0.1 is in use: pick another with --port"
     )
+
+
+def test_bound_elsewhere_it_warns_and_ctrl_c_stops_it() -> None:
+    port = free_port("0.0.0.0")
+    command = [sys.executable, "-m", "fastasync_explorer", "web", "--host", "0.0.0.0"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stderr is not None
+        warning = process.stderr.readline().decode()
+        assert warning.startswith("fastasync-explorer: warning: the page listens on 0.0.0.0")
+        assert "reachable from other machines" in warning
+        assert "--public-url" in warning
+        deadline = time.monotonic() + 30
+        while not _answers(f"http://127.0.0.1:{port}/"):
+            assert time.monotonic() < deadline, "the page never answered"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert code == 0
 
 
 async def test_three_tabs_three_explorers_and_none_left(tmp_path: Path, chromium: str) -> None:
