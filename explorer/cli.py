@@ -16,7 +16,7 @@ from pathlib import Path
 
 from explorer.tools.report.cli import add_arguments as add_report_arguments
 from explorer.tools.report.cli import run_report_command
-from explorer.web import add_arguments as add_web_arguments
+from explorer.tools.web import add_arguments as add_web_arguments
 from explorer.yourapp.cli_commands import COMMANDS as YOURAPP_COMMANDS
 from explorer.yourapp.cli_commands import YOURAPP_EPILOG, split_uvicorn_args
 from explorer.yourapp.cli_commands import add_commands as add_yourapp_commands
@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return run_report_command(args, settings)
     if args.command == "web":
-        from explorer.web import run_web  # textual-serve (aiohttp) only for this command
+        from explorer.tools.web import run_web  # textual-serve (aiohttp) only for this command
 
         return run_web(args)
     if args.command == "bench":

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, WebSocket, async_playwright
 
-from explorer.web import explorer_command, free_port
+from explorer.tools.web import explorer_command, free_port
 from tests.browser import QUIET_FLAGS, trap_proxy
 from tests.conftest import eventually
 
