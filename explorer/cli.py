@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         "CPU of the shop with the probe ÷ without)",
     )
     bench.add_argument(
+        "--probe-asgi",
+        action="store_true",
+        help="instead: the probe's cost per request without HTTP (the shop's ASGI app "
+        "called in-process, wall and CPU µs with the probe and without)",
+    )
+    bench.add_argument(
         "pattern",
         nargs="?",
         choices=list(PATTERN_BENCHMARKS),
@@ -317,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from explorer.tools.bench_probe import run_probe_bench
 
             return run_probe_bench(args)
+        if args.probe_asgi:
+            from explorer.tools.bench_probe_asgi import run_probe_asgi_bench
+
+            return run_probe_asgi_bench(args)
         if args.probe_cost:
             from explorer.tools.bench_probe import run_probe_cost_bench
 

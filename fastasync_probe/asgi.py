@@ -20,8 +20,7 @@ from typing import Any
 from . import endpoints
 from .asgi_io import ASGIApp, BadQuery, Message, Receive, Scope, Send, query_of, send_json
 from .guard import REFUSAL, allowed
-from .middleware import RequestAttribution
-from .monitor import USER_CODE, LoopMonitor, MonitorConfig, ProjectCode
+from .monitor import USER_CODE, LoopMonitor, MonitorConfig, ProjectCode, request_tasks
 
 log = logging.getLogger("fastasync_probe")
 
@@ -53,12 +52,17 @@ class ProbeMiddleware:
         project = ProjectCode.of(*code) if code else USER_CODE
         base = config or PROBE_CONFIG
         self.config = dataclasses.replace(base, project_code=project)
-        self._attribution = RequestAttribution(app)
         self._monitors: dict[asyncio.AbstractEventLoop, LoopMonitor] = {}
+        #: the last loop asked about and its monitor: one identity test per request
+        #: instead of a dictionary lookup (an app runs on one loop, tests on many)
+        self._last: tuple[asyncio.AbstractEventLoop, LoopMonitor] | None = None
 
     def monitor(self) -> LoopMonitor:
         """The running loop's monitor, started on first use."""
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:
+            return last[1]
         monitor = self._monitors.get(loop)
         if monitor is None:
             # loops closed without a lifespan shutdown (their monitor undid itself)
@@ -66,6 +70,7 @@ class ProbeMiddleware:
                 del self._monitors[closed]
             monitor = self._monitors[loop] = LoopMonitor.for_loop(loop, self.config)
             monitor.start()
+        self._last = (loop, monitor)
         return monitor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,11 +79,24 @@ class ProbeMiddleware:
         if kind == "lifespan":
             await self.app(scope, self._watch_shutdown(receive, monitor), send)
             return
-        if kind in ("http", "websocket") and _under_prefix(scope.get("path", "")):
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path", "").startswith(PREFIX) and _under_prefix(scope["path"]):
             await self._answer(scope, receive, send, monitor)
             return
         monitor.wake()
-        await self._attribution(scope, receive, send)
+        # What RequestAttribution does, in this frame: a coroutine layer less for every
+        # request, and each layer is resumed again at each of the request's awaits.
+        task = asyncio.current_task()
+        if task is None:  # not in a task (a test calling the app directly): nothing to name
+            await self.app(scope, receive, send)
+            return
+        request_tasks.enter(task, scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_tasks.leave(task)
 
     def _watch_shutdown(self, receive: Receive, monitor: LoopMonitor) -> Receive:
         """``receive`` that stops the monitor once the server says it is shutting down."""
@@ -87,6 +105,7 @@ class ProbeMiddleware:
             message = await receive()
             if message.get("type") == "lifespan.shutdown":
                 loop = asyncio.get_running_loop()
+                self._last = None  # a new start-up on this loop starts a new monitor
                 if self._monitors.pop(loop, None) is not None:
                     monitor.stop()
             return message
